@@ -1,0 +1,5 @@
+import sys
+
+from irconstyle.cli import main
+
+sys.exit(main())

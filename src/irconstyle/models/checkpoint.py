@@ -1,0 +1,130 @@
+"""Saving and loading weights: our safetensors files and the authors' ``.pth`` checkpoints.
+
+Nothing here unpickles code: ``.pth`` files are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from irconstyle.models import official
+from irconstyle.models.registry import build_model
+
+FORMAT = "irconstyle"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the model."""
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata: dict | None = None) -> None:
+    """Write the model's weights as safetensors, atomically, with its architecture in the metadata.
+
+    The model must come from :func:`irconstyle.build_model` (or :func:`load_model`), which records its
+    name and arguments.
+    """
+    config = getattr(model, "build_config", None)
+    if config is None:
+        raise CheckpointError(
+            f"{type(model).__name__} was not built with irconstyle.build_model, so its architecture "
+            "arguments are unknown; build it with build_model(name, **kwargs) to save it"
+        )
+    metadata = {"format": FORMAT, "architecture": json.dumps(config, sort_keys=True)}
+    if extra_metadata:
+        metadata.update({key: json.dumps(value) for key, value in extra_metadata.items()})
+    state = {key: tensor.detach().contiguous() for key, tensor in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(state, temporary, metadata=metadata)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a file written by :func:`save_checkpoint` alone, in eval mode."""
+    path = Path(path)
+    state, metadata = _read_safetensors(path)
+    if metadata.get("format") != FORMAT or "architecture" not in metadata:
+        raise CheckpointError(f"{path}: no irconstyle architecture metadata; use load_checkpoint with a model")
+    config = json.loads(metadata["architecture"])
+    model = build_model(config["name"], **config["kwargs"])
+    _load_strict(model, state, path)
+    return model.to(map_location).eval()
+
+
+def _read_official(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types here, all mean "this file is not usable"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: cannot be read as a weights-only PyTorch checkpoint ({first_line})") from None
+    if isinstance(checkpoint, dict):
+        for key in ("params_ema", "params", "state_dict"):
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise CheckpointError(f"{path}: expected a state dict (optionally under 'params_ema' or 'params')")
+    return checkpoint
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load weights into ``model`` strictly, from our safetensors or an authors' ``.pth`` checkpoint.
+
+    Authors' files may hold ``{"params_ema": …}`` or ``{"params": …}`` (``params_ema`` preferred), in the
+    training or inference layout, with or without a ``module.`` prefix; their keys go through
+    :func:`irconstyle.models.official.convert_state_dict`. A missing, unexpected or mis-shaped tensor raises
+    one :class:`CheckpointError` listing them all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        state, _ = _read_safetensors(path)
+    else:
+        state = official.convert_state_dict(_read_official(path), model)
+    _load_strict(model, state, path)
+    return model
+
+
+def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mis_shaped = sorted(
+        f"{key} (file {tuple(state[key].shape)}, model {tuple(expected[key].shape)})"
+        for key in set(expected) & set(state)
+        if state[key].shape != expected[key].shape
+    )
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+        if keys:
+            shown = ", ".join(keys[:20]) + (f", … ({len(keys) - 20} more)" if len(keys) > 20 else "")
+            problems.append(f"{len(keys)} {label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{path}: does not fit {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)

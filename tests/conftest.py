@@ -1,0 +1,41 @@
+"""Shared test helpers: the authors' reference numbers in ../shared, skipped cleanly where absent."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official"
+
+
+def _reference_dir() -> Path:
+    if (REFERENCE_DIR / "manifest.json").is_file():
+        return REFERENCE_DIR
+    if os.environ.get("IRCONSTYLE_REQUIRE_SHARED"):
+        pytest.fail(f"IRCONSTYLE_REQUIRE_SHARED is set but {REFERENCE_DIR} is missing")
+    pytest.skip(f"reference fixtures not available at {REFERENCE_DIR}")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return _reference_dir()
+
+
+@pytest.fixture(scope="session")
+def manifest(reference_dir: Path) -> dict:
+    return json.loads((reference_dir / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def state_dict_shapes(reference_dir: Path) -> dict:
+    return json.loads((reference_dir / "state_dict_shapes.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
