@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Collect the real photographs that install offline into a training set and a held-out set.
+
+Sources (see docs/models.md): scikit-image and scikit-learn sample images, Debian's ``opencv-doc`` example
+photos, ``plasma-workspace-wallpapers`` and ``mate-backgrounds`` photos. Large JPEGs are downscaled (long side
+at most ``--max-side``) with a Lanczos filter, which also hides their compression artefacts. The held-out split is
+a fixed list of names, so every run gives the same split.
+
+    python scripts/prepare_photos.py data/photos      # writes data/photos/train/*.png and data/photos/val/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
+PLASMA = Path("/usr/share/wallpapers")
+MATE = Path("/usr/share/backgrounds/mate")
+
+OPENCV_PHOTOS = ["baboon.jpg", "fruits.jpg", "building.jpg", "butterfly.jpg", "home.jpg", "apple.jpg", "orange.jpg",
+                 "squirrel_cls.jpg", "aloeL.jpg", "graf1.png", "leuvenA.jpg", "rubberwhale1.png", "ela_original.jpg",
+                 "lena.jpg", "messi5.jpg", "starry_night.jpg"]
+PLASMA_PHOTOS = ["BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey", "Kite",
+                 "OneStandsOut", "Path", "summer_1am"]
+MATE_PHOTOS = ["Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
+               "TwoWings", "Wood", "YellowFlower"]
+SKIMAGE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"]
+
+HELD_OUT = {"skimage_chelsea", "sklearn_flower", "opencv_fruits", "opencv_butterfly", "plasma_Kite", "plasma_Path",
+            "mate_LadyBird", "mate_Garden"}
+
+
+def _sources() -> Iterator[tuple[str, Image.Image]]:
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    for name in SKIMAGE_PHOTOS:
+        yield f"skimage_{name}", Image.fromarray(getattr(skimage.data, name)())
+    for name, array in zip(("china", "flower"), load_sample_images().images, strict=True):
+        yield f"sklearn_{name}", Image.fromarray(array)
+    for name in OPENCV_PHOTOS:
+        if (OPENCV / name).is_file():
+            yield f"opencv_{Path(name).stem}", Image.open(OPENCV / name)
+    for name in PLASMA_PHOTOS:
+        images = sorted((PLASMA / name / "contents" / "images").glob("*.jpg"),
+                        key=lambda p: int(p.stem.split("x")[0]))
+        if images:
+            yield f"plasma_{name}", Image.open(images[-1])
+    for name in MATE_PHOTOS:
+        if (MATE / "nature" / f"{name}.jpg").is_file():
+            yield f"mate_{name}", Image.open(MATE / "nature" / f"{name}.jpg")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--max-side", type=int, default=1024)
+    args = parser.parse_args()
+    for split in ("train", "val"):
+        (args.output / split).mkdir(parents=True, exist_ok=True)
+    counts = {"train": 0, "val": 0}
+    for name, image in _sources():
+        image = image.convert("RGB")
+        scale = args.max_side / max(image.size)
+        if scale < 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        if np.asarray(image).std() < 1:
+            continue
+        split = "val" if name in HELD_OUT else "train"
+        image.save(args.output / split / f"{name}.png")
+        counts[split] += 1
+    print(f"{counts['train']} training and {counts['val']} held-out photos in {args.output}")
+
+
+if __name__ == "__main__":
+    main()

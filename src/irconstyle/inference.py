@@ -1,0 +1,129 @@
+"""Running a restoration model on whole images: padding, tiling with blended overlaps, self-ensemble, precision.
+
+Everything here works on float tensors in [0, 1]; image files and arrays are converted by :mod:`irconstyle.data.io`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+Progress = Callable[[int, int], None]  # (tiles done, tiles total)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def size_multiple_of(model: nn.Module) -> int:
+    """The spatial multiple the architecture computes on natively (models pad other sizes themselves)."""
+    return int(getattr(model, "size_multiple", 1))
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cpu" and dtype == torch.float16:
+        raise ValueError("fp16 is for GPUs; use bf16 on the CPU")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _dihedral(x: torch.Tensor, index: int) -> torch.Tensor:
+    if index >= 4:
+        x = x.transpose(-2, -1)
+    return torch.rot90(x, index % 4, dims=(-2, -1))
+
+
+def _dihedral_inverse(x: torch.Tensor, index: int) -> torch.Tensor:
+    x = torch.rot90(x, -(index % 4), dims=(-2, -1))
+    return x.transpose(-2, -1) if index >= 4 else x
+
+
+def _run(model: nn.Module, x: torch.Tensor, self_ensemble: bool) -> torch.Tensor:
+    if not self_ensemble:
+        return model(x).float()
+    total = torch.zeros_like(x, dtype=torch.float32)
+    for index in range(8):
+        total += _dihedral_inverse(model(_dihedral(x, index)).float(), index)
+    return total / 8
+
+
+def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    return [*starts, length - tile]
+
+
+def _ramp(length: int, overlap: int, at_start: bool, at_end: bool, device: torch.device) -> torch.Tensor:
+    """Blending weights along one axis of a tile: a raised-cosine ramp over the overlap on interior sides."""
+    weight = torch.ones(length, device=device)
+    if overlap > 0:
+        ramp = 0.5 - 0.5 * torch.cos(torch.pi * (torch.arange(overlap, device=device) + 0.5) / overlap)
+        if not at_start:
+            weight[:overlap] = ramp
+        if not at_end:
+            weight[-overlap:] = ramp.flip(0)
+    return weight
+
+
+def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
+    """(top, left, tile height, tile width) of the tiles covering an image, overlapping by ``overlap``."""
+    for top in _tile_starts(height, tile, overlap):
+        for left in _tile_starts(width, tile, overlap):
+            yield top, left, min(tile, height), min(tile, width)
+
+
+@torch.inference_mode()
+def restore_tensor(
+    model: nn.Module,
+    image: torch.Tensor,
+    *,
+    tile: int | None = None,
+    tile_overlap: int = 32,
+    self_ensemble: bool = False,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Restore a B×3×H×W tensor in [0, 1] with ``model`` (in eval mode); returns float32 on ``image``'s device.
+
+    With ``tile`` the image is processed in tiles of at most ``tile``×``tile`` pixels that overlap by
+    ``tile_overlap`` and are blended with raised-cosine weights, so peak memory depends on the tile size and not
+    on the image size. The output accumulator is kept in float32.
+    """
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"expected a B×3×H×W image tensor, got shape {tuple(image.shape)}")
+    model.eval()
+    device = image.device
+    with _autocast(device, precision):
+        height, width = image.shape[-2:]
+        if tile is None or (height <= tile and width <= tile):
+            output = _run(model, image, self_ensemble)
+            if progress:
+                progress(1, 1)
+            return output.clamp_(0, 1)
+        multiple = size_multiple_of(model)
+        if tile < multiple or tile % multiple:
+            raise ValueError(f"tile must be a positive multiple of {multiple} for this model, got {tile}")
+        if not 0 <= tile_overlap < tile // 2 + 1:
+            raise ValueError(f"tile_overlap must be in [0, {tile // 2}], got {tile_overlap}")
+        output = torch.zeros(image.shape, dtype=torch.float32, device=device)
+        weights = torch.zeros((1, 1, height, width), dtype=torch.float32, device=device)
+        positions = list(tiles(height, width, tile, tile_overlap))
+        for done, (top, left, tile_h, tile_w) in enumerate(positions, start=1):
+            patch = image[..., top : top + tile_h, left : left + tile_w]
+            restored = _run(model, patch, self_ensemble)
+            weight = torch.outer(
+                _ramp(tile_h, tile_overlap, top == 0, top + tile_h == height, device),
+                _ramp(tile_w, tile_overlap, left == 0, left + tile_w == width, device),
+            )
+            output[..., top : top + tile_h, left : left + tile_w] += restored * weight
+            weights[..., top : top + tile_h, left : left + tile_w] += weight
+            if progress:
+                progress(done, len(positions))
+        return output.div_(weights).clamp_(0, 1)

@@ -1,0 +1,71 @@
+import pytest
+import torch
+from torch import nn
+
+from irconstyle.inference import restore_tensor, tiles
+
+
+class ShiftAndBlur(nn.Module):
+    """A small, position-independent stand-in with a receptive field, so tile seams would show."""
+
+    size_multiple = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 5, padding=2, padding_mode="replicate")
+        torch.nn.init.constant_(self.conv.weight, 1 / 75)
+        torch.nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x):
+        return self.conv(x) * 0.9 + 0.05
+
+
+def test_tiles_cover_the_image_exactly():
+    covered = torch.zeros(70, 150)
+    for top, left, h, w in tiles(70, 150, 32, 8):
+        assert h == 32 and w == 32
+        covered[top : top + h, left : left + w] += 1
+    assert covered.min() >= 1
+
+
+def test_tiled_matches_whole_image_away_from_seams():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 96, 136)
+    model = ShiftAndBlur()
+    whole = restore_tensor(model, x)
+    tiled = restore_tensor(model, x, tile=48, tile_overlap=16)
+    mse = (whole - tiled).square().mean()
+    assert 10 * torch.log10(1 / mse) > 60  # blended seams are far below visible error
+    assert tiled.shape == x.shape
+
+
+def test_self_ensemble_of_an_equivariant_model_is_the_model():
+    x = torch.rand(1, 3, 40, 56)
+    model = ShiftAndBlur()
+    assert torch.allclose(restore_tensor(model, x, self_ensemble=True), restore_tensor(model, x), atol=1e-6)
+
+
+def test_progress_reports_every_tile():
+    calls = []
+    image = torch.rand(1, 3, 64, 64)
+    restore_tensor(ShiftAndBlur(), image, tile=32, tile_overlap=8, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1][0] == calls[-1][1] == len(calls) == 9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tile": 30}, "multiple of 8"),
+        ({"tile": 32, "tile_overlap": 40}, "tile_overlap"),
+        ({"precision": "int8"}, "precision"),
+        ({"precision": "fp16"}, "GPUs"),
+    ],
+)
+def test_bad_options_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        restore_tensor(ShiftAndBlur(), torch.rand(1, 3, 64, 64), **kwargs)
+
+
+def test_rejects_non_rgb_tensors():
+    with pytest.raises(ValueError, match="B×3×H×W"):
+        restore_tensor(ShiftAndBlur(), torch.rand(3, 64, 64))
