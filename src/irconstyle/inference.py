@@ -21,7 +21,8 @@ def size_multiple_of(model: nn.Module) -> int:
     return int(getattr(model, "size_multiple", 1))
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast for ``precision`` ("fp32": none; "bf16": CPU or GPU; "fp16": GPU only)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp32":
@@ -100,7 +101,7 @@ def restore_tensor(
         raise ValueError(f"expected a B×3×H×W image tensor, got shape {tuple(image.shape)}")
     model.eval()
     device = image.device
-    with _autocast(device, precision):
+    with precision_context(device, precision):
         height, width = image.shape[-2:]
         if tile is None or (height <= tile and width <= tile):
             output = _run(model, image, self_ensemble)
