@@ -34,11 +34,48 @@ _CONSTYLE_KEY_RULES = [
 # Authors' ``Train`` flag builds the momentum encoder and queue.
 _CONSTYLE_KEYWORDS = {"Train": "contrastive"}
 
+# The ConStyle U-Net body (models/unet.py), shared by ConStyleNAFNet and ConStyleRestormer. The last conv of
+# ``Finetune_Module`` (after any refinement blocks) is the only key with a bare ``.weight``/``.bias`` there.
+_CONSTYLE_UNET_KEY_RULES = [
+    (r"^Preprocess_Module\.(?:0|proj)\.", "body.stem."),
+    (r"^AffineTransform(\d)\.", r"body.feature_adapters.\1."),
+    (r"^Process_Module_l(\d)\.", r"body.encoder\1."),
+    (r"^DC(\d)\.down\.", r"body.down\1."),
+    (r"^Process_Module_bottom\.", "body.bottleneck."),
+    (r"^mlp\.0\.", "body.latent_projection."),
+    (r"^local_fusion\.", "body.latent_fusion."),
+    (r"^UC(\d)\.up\.", r"body.up\1."),
+    (r"^UC(\d)\.down\.", r"body.merge\1."),
+    (r"^Process_Module_r(\d)\.", r"body.decoder\1."),
+    (r"^Finetune_Module\.\d+\.(weight|bias)$", r"body.output.\1"),
+    (r"^Finetune_Module\.(\d+)\.", r"body.refinement.\1."),
+]
+# Inside every NAFBlock (models/nafnet.py).
+_NAFBLOCK_KEY_RULES = [
+    (r"\.norm1\.", ".mixer_norm."),
+    (r"\.conv1\.", ".expand."),
+    (r"\.conv2\.", ".depthwise."),
+    (r"\.sca\.1\.", ".channel_attention."),
+    (r"\.conv3\.", ".project."),
+    (r"\.beta$", ".mixer_scale"),
+    (r"\.norm2\.", ".ffn_norm."),
+    (r"\.conv4\.", ".ffn_expand."),
+    (r"\.conv5\.", ".ffn_project."),
+    (r"\.gamma$", ".ffn_scale"),
+]
+
 ARCHITECTURES: dict[str, OfficialArchitecture] = {
+    # The authors' ``img_channel`` is left out: their ConStyle encoder and output conv are RGB-only anyway.
     "ConStyleNAFNet": OfficialArchitecture(
         name="constyle_nafnet",
-        keywords={**_CONSTYLE_KEYWORDS},
-        key_rules=[*_CONSTYLE_KEY_RULES],
+        keywords={
+            **_CONSTYLE_KEYWORDS,
+            "dim": "width",
+            "left_blk_num": "encoder_blocks",
+            "bottom_blk_num": "bottleneck_blocks",
+            "right_blk_num": "decoder_blocks",
+        },
+        key_rules=[*_CONSTYLE_KEY_RULES, *_CONSTYLE_UNET_KEY_RULES, *_NAFBLOCK_KEY_RULES],
     ),
     "ConStyleRestormer": OfficialArchitecture(
         name="constyle_restormer",
@@ -50,7 +87,24 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
         keywords={**_CONSTYLE_KEYWORDS},
         key_rules=[*_CONSTYLE_KEY_RULES],
     ),
-    "NAFNet": OfficialArchitecture(name="nafnet", keywords={}),
+    "NAFNet": OfficialArchitecture(
+        name="nafnet",
+        keywords={
+            "img_channel": "image_channels",
+            "width": "width",
+            "middle_blk_num": "bottleneck_blocks",
+            "enc_blk_nums": "encoder_blocks",
+            "dec_blk_nums": "decoder_blocks",
+        },
+        key_rules=[
+            (r"^intro\.", "stem."),
+            (r"^ending\.", "output."),
+            (r"^downs\.", "downsamples."),
+            (r"^ups\.", "upsamples."),
+            (r"^middle_blks\.", "bottleneck."),
+            *_NAFBLOCK_KEY_RULES,
+        ],
+    ),
     "Restormer": OfficialArchitecture(name="restormer", keywords={}),
     "Maxim": OfficialArchitecture(name="maxim", keywords={}),
 }

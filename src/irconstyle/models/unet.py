@@ -47,7 +47,9 @@ class ConStyleUNet(nn.Module):
     stage's block stack, with ``stage`` one of :data:`STAGES`; a count of 0 must give an identity.
 
     ``adapter_activation`` is the activation after each feature adapter's 1×1 conv: ``"leaky_relu"`` (0.1) in
-    the NAFNet/MAXIM variants, ``"prelu"`` (one slope per channel) in the Restormer variant.
+    the NAFNet/MAXIM variants, ``"prelu"`` (one slope per channel) in the Restormer variant. ``channels_last``
+    runs the body in channels-last memory format (faster for convolutional blocks on CPU); the result is
+    returned in the ordinary contiguous format either way.
     Spatial sizes must be multiples of 8, and the features must be at 1/2, 1/4 and 1/8 of the image size.
     """
 
@@ -66,6 +68,7 @@ class ConStyleUNet(nn.Module):
         latent_dim: int = 128,
         feature_channels: Sequence[int] = (32, 64, 128),
         image_channels: int = 3,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if len(encoder_blocks) != 3 or len(decoder_blocks) != 3 or len(feature_channels) != 3:
@@ -79,6 +82,7 @@ class ConStyleUNet(nn.Module):
             raise ValueError(
                 f"adapter_activation must be 'leaky_relu' or 'prelu', got {adapter_activation!r}"
             )
+        self.channels_last = channels_last
         c = width
         self.stem = nn.Conv2d(image_channels, c, 3, padding=1, bias=False)
         self.feature_adapters = nn.ModuleList(_adapter(n, c, adapter_activation) for n in feature_channels)
@@ -111,6 +115,9 @@ class ConStyleUNet(nn.Module):
         self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         _check_inputs(image, latent_q, features, self.size_multiple)
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+            features = [feature.contiguous(memory_format=torch.channels_last) for feature in features]
         maps = [adapter(feature) for adapter, feature in zip(self.feature_adapters, features, strict=True)]
 
         level1 = self.encoder1(self.stem(image))
@@ -124,7 +131,7 @@ class ConStyleUNet(nn.Module):
         x = self.decoder3(self.merge3(torch.cat([self.up3(x), level3], dim=1)))
         x = self.decoder2(self.merge2(torch.cat([self.up2(x), level2], dim=1)))
         x = self.decoder1(self.merge1(torch.cat([self.up1(x), level1], dim=1)))
-        return self.output(self.refinement(x)) + image
+        return (self.output(self.refinement(x)) + image).contiguous()
 
 
 def _check_inputs(
