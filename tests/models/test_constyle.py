@@ -1,0 +1,162 @@
+"""ConStyle's contrastive training step against the authors' recorded step, and its switches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import irconstyle
+from irconstyle.models import losses, official
+from irconstyle.models.constyle import ConStyle
+
+# The recorded step is ill-conditioned: BatchNorm1d in train mode over 4 near-identical pooled features
+# amplifies float rounding (the recorded latent_q is itself 2.3e-4 away from a float64 computation).
+LATENT_ATOL = 5e-4
+LOGIT_ATOL = 1e-2  # logits are ~85 (latents / 0.07)
+LOSS_RTOL = 2e-3
+
+
+@pytest.fixture
+def recorded_step(manifest, reference_dir):
+    entry = manifest["ConStyle_train_step"]
+    keywords = official.ARCHITECTURES["ConStyleNAFNet"].keywords
+    model = irconstyle.build_model(
+        "constyle_nafnet",
+        **{keywords[key]: value for key, value in entry["config"].items()},
+        contrastive=True,
+        constyle_options={
+            "queue_size": entry["queue_size"],
+            "momentum": entry["momentum"],
+            "temperature": entry["temperature"],
+        },
+    )
+    irconstyle.load_checkpoint(model, reference_dir / "ConStyle_train_step.pth")
+    arrays = {key: torch.from_numpy(value) for key, value in np.load(reference_dir / "ConStyle_train_step.npz").items()}
+    return entry, model, arrays
+
+
+def test_training_step_matches_authors(recorded_step):
+    entry, model, recorded = recorded_step
+    constyle = model.constyle.train()
+    assert int(constyle.queue_ptr) == entry["queue_ptr_before"]
+    torch.testing.assert_close(constyle.queue, recorded["queue_before"], rtol=0, atol=0)
+
+    step = constyle.contrast(recorded["lq"], recorded["gt"])
+
+    close = {"rtol": 0, "atol": LATENT_ATOL}
+    torch.testing.assert_close(step.encoded.latent_q, recorded["latent_q"], **close)
+    torch.testing.assert_close(step.encoded.latent_z, recorded["latent_z"], **close)
+    torch.testing.assert_close(step.key, recorded["key"], **close)
+    torch.testing.assert_close(constyle.queue, recorded["queue_after"], **close)
+    torch.testing.assert_close(step.logits, recorded["logits"], rtol=0, atol=LOGIT_ATOL)
+    assert int(constyle.queue_ptr) == entry["queue_ptr_after"]
+
+    ours = {
+        "infonce": losses.infonce_loss(step.logits),
+        "content": losses.content_loss(step.encoded.latent_q, step.key),
+        "style": losses.style_loss(step.encoded.latent_z, step.encoded.latent_q, step.negatives),
+    }
+    for name, value in ours.items():
+        assert value.item() == pytest.approx(entry[name], rel=LOSS_RTOL), name
+
+
+def test_loss_functions_are_exact_on_recorded_tensors(recorded_step):
+    entry, _, recorded = recorded_step
+    batch, pointer = entry["batch"], entry["queue_ptr_before"]
+    queue = recorded["queue_before"]
+    evicted = queue[:, pointer : pointer + batch].t()  # n1: the columns overwritten by this step
+    next_evicted = queue[:, pointer + batch : pointer + 2 * batch].t()  # n0: the ones after them
+
+    assert losses.infonce_loss(recorded["logits"]).item() == pytest.approx(entry["infonce"], rel=1e-6)
+    assert losses.content_loss(recorded["latent_q"], recorded["key"]).item() == pytest.approx(
+        entry["content"], rel=1e-6
+    )
+    style = losses.style_loss(recorded["latent_z"], recorded["latent_q"], (next_evicted, evicted))
+    assert style.item() == pytest.approx(entry["style"], rel=1e-6)
+    for name in ("infonce", "content", "style"):
+        assert recorded[name].item() == pytest.approx(entry[name], rel=1e-6)
+
+
+def _constyle(**options) -> ConStyle:
+    return ConStyle(contrastive=True, **options).train()
+
+
+def test_queue_size_not_a_multiple_of_batch_wraps_around():
+    constyle = _constyle(queue_size=10)
+    expected_queue = constyle.queue.clone()
+    for step in range(3):
+        before = constyle.queue.clone()
+        result = constyle.contrast(torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32))
+        columns = [(4 * step + i) % 10 for i in range(4)]  # step 2 writes 8, 9, 0, 1
+        following = [(4 * step + 4 + i) % 10 for i in range(4)]
+        torch.testing.assert_close(result.negatives[1], before[:, columns].t(), rtol=0, atol=0)
+        torch.testing.assert_close(result.negatives[0], before[:, following].t(), rtol=0, atol=0)
+        expected_queue[:, columns] = result.encoded.latent_q.detach().t()
+    torch.testing.assert_close(constyle.queue, expected_queue, rtol=0, atol=0)
+    assert int(constyle.queue_ptr) == 12 % 10
+
+
+def test_enqueue_key_stores_the_clean_keys():
+    constyle = _constyle(queue_size=8, enqueue="key")
+    result = constyle.contrast(torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32))
+    torch.testing.assert_close(constyle.queue[:, :4].t(), result.key, rtol=0, atol=0)
+    assert not torch.allclose(constyle.queue[:, :4].t(), result.encoded.latent_q.detach())
+    with pytest.raises(ValueError, match="enqueue"):
+        ConStyle(contrastive=True, enqueue="both")
+
+
+def test_normalize_latents_gives_standard_moco():
+    constyle = _constyle(queue_size=8, normalize_latents=True, temperature=0.5)
+    torch.testing.assert_close(constyle.queue.norm(dim=0), torch.ones(8))
+    result = constyle.contrast(torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32))
+    torch.testing.assert_close(result.key.norm(dim=1), torch.ones(4))
+    assert result.logits.abs().max() <= 1 / 0.5 + 1e-5  # cosine similarities over the temperature
+    torch.testing.assert_close(constyle.queue.norm(dim=0), torch.ones(8))
+
+    published = _constyle(queue_size=8)
+    assert not torch.allclose(published.queue.norm(dim=0), torch.ones(8))
+
+
+def test_contrast_gradients_reach_the_query_encoder_only():
+    constyle = _constyle(queue_size=8)
+    result = constyle.contrast(torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32))
+    assert not result.key.requires_grad
+    loss = losses.infonce_loss(result.logits) + losses.content_loss(result.encoded.latent_q, result.key)
+    loss.backward()
+    assert constyle.encoder.head_q[0].weight.grad is not None
+    assert all(p.grad is None for p in constyle.key_encoder.parameters())
+
+
+def test_momentum_update_runs_before_the_key():
+    constyle = _constyle(queue_size=8, momentum=0.0)  # the key encoder becomes a copy of the query encoder
+    with torch.no_grad():
+        for parameter in constyle.encoder.parameters():
+            parameter.add_(0.01)
+    clean = torch.rand(4, 3, 32, 32)
+    result = constyle.contrast(clean, clean)
+    torch.testing.assert_close(result.key, result.encoded.latent_q.detach())
+
+
+def test_inference_model_is_the_query_encoder_only():
+    constyle = ConStyle(contrastive=False)
+    assert all(key.startswith("encoder.") for key in constyle.state_dict())
+    with pytest.raises(RuntimeError, match="contrastive=True"):
+        constyle.contrast(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+
+    trained = _constyle(queue_size=8).eval()
+    queue, pointer = trained.queue.clone(), int(trained.queue_ptr)
+    image = torch.rand(1, 3, 32, 32)  # batch 1 is fine in eval mode
+    with torch.no_grad():
+        encoded = trained(image)
+        expected = trained.encoder(image)
+    torch.testing.assert_close(encoded.latent_q, expected.latent_q, rtol=0, atol=0)
+    assert torch.equal(trained.queue, queue) and int(trained.queue_ptr) == pointer
+
+
+def test_batch_of_one_in_training_is_refused():
+    """BatchNorm1d in the projection heads cannot train on a single sample (spec quirk 15)."""
+    constyle = _constyle(queue_size=8)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        constyle.contrast(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+
