@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     models = commands.add_parser("models", help="list the architectures build_model knows")
     models.set_defaults(handler=_run_models)
+    _add_train_parser(commands)
+    _add_restore_parser(commands)
+    _add_convert_parser(commands)
+    _add_degrade_parser(commands)
     return parser
 
 
@@ -28,6 +33,239 @@ def _run_models(args: argparse.Namespace) -> int:
     for name in sorted(MODELS):
         print(f"{name:20s} {MODELS[name].description}")
     return 0
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a model from a YAML config (also under torchrun for DDP)",
+        description="Train a model from a YAML config. Under `torchrun --nproc_per_node N -m irconstyle train …` "
+        "each process trains on its own shard (DistributedDataParallel).",
+    )
+    train.add_argument("config", help="the YAML training config (see configs/)")
+    train.add_argument("--output", "-o", help="output folder (default: runs/<config name>)")
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.total_iters=1000 (repeatable; values in YAML syntax)",
+    )
+    train.add_argument(
+        "--resume", metavar="auto|PATH",
+        help="continue from the newest checkpoint in the output folder (auto; starts fresh if there is none) "
+        "or from a checkpoint file",
+    )
+    train.add_argument("--quiet", "-q", action="store_true", help="no progress bar or console messages")
+    train.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import os
+
+    from irconstyle.training import ConfigError, TrainingCheckpointError, TrainingDivergedError, load_config, train
+    from irconstyle.training.distributed import shutdown_distributed
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    console = _TqdmLogHandler()
+    console.setLevel(logging.WARNING if args.quiet or not is_main else logging.INFO)
+    training_logger = logging.getLogger("irconstyle.training")
+    training_logger.addHandler(console)
+    training_logger.setLevel(logging.INFO)
+    try:
+        config = load_config(args.config, args.overrides)
+        output = args.output or os.path.join("runs", config.name)
+        result = train(config, output_dir=output, resume=args.resume, progress=not args.quiet and is_main)
+    except ConfigError as error:
+        print(f"irconstyle train: config error: {error}", file=sys.stderr)
+        return 2
+    except (TrainingCheckpointError, TrainingDivergedError) as error:
+        print(f"irconstyle train: {error}", file=sys.stderr)
+        return 1
+    finally:
+        training_logger.removeHandler(console)
+        shutdown_distributed()
+    return 130 if result.status == "interrupted" else 0
+
+
+def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
+    restore = commands.add_parser(
+        "restore",
+        help="restore image files with a bundled or trained model",
+        description="Restore images (files, folders or globs). Outputs keep their names, formats and bit depths; "
+        "inputs are never overwritten. Exit status 1 if any file failed.",
+    )
+    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    restore.add_argument("-o", "--output", default="restored", help="output folder (default: ./restored)")
+    restore.add_argument("--task", choices=["denoise", "derain", "dehaze", "deblur"], default="denoise",
+                         help="which bundled model to use when --model is not given (default: denoise)")
+    restore.add_argument("--model", help="a bundled model (task name) or an irconstyle .safetensors file")
+    restore.add_argument("--tile", type=int, help="restore in tiles of N×N pixels (bounded memory for big photos)")
+    restore.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in pixels (32)")
+    restore.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× slower)")
+    restore.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                         help="bf16 on CPU (AVX-512 BF16/AMX) or GPU, fp16 on GPU; default fp32")
+    restore.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    restore.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    restore.add_argument("--compare", action="store_true", help="also write NAME_compare.png (input | restored)")
+    restore.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    restore.set_defaults(handler=_run_restore)
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from irconstyle.models.checkpoint import CheckpointError
+    from irconstyle.restoration import expand_inputs, restore_files
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    files = expand_inputs(args.inputs)
+    if not files:
+        print("irconstyle restore: no input images found", file=sys.stderr)
+        return 1
+    images = tqdm(total=len(files), unit="image", disable=args.quiet, desc="restore")
+    failures = []
+
+    def on_file(result) -> None:
+        images.update(1)
+        if result.error:
+            failures.append(result)
+            tqdm.write(f"irconstyle restore: {result.error}", file=sys.stderr)
+
+    def tile_progress(source):
+        bar = tqdm(unit="tile", leave=False, disable=args.quiet or not args.tile, desc=source.name)
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            if done == total:
+                bar.close()
+
+        return update
+
+    try:
+        results = restore_files(
+            files, args.output, task=args.task, model=args.model, tile=args.tile, tile_overlap=args.tile_overlap,
+            self_ensemble=args.self_ensemble, precision=args.precision, device=args.device, compare=args.compare,
+            on_file=on_file, tile_progress=tile_progress,
+        )
+    except (CheckpointError, ValueError) as error:
+        print(f"irconstyle restore: {error}", file=sys.stderr)
+        return 2
+    finally:
+        images.close()
+    restored = len(results) - len(failures)
+    if not args.quiet:
+        print(f"restored {restored} of {len(results)} image(s) into {args.output}")
+    return 1 if failures else 0
+
+
+def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="convert an authors' .pth checkpoint into an irconstyle .safetensors model",
+        description="Read an authors' checkpoint safely (weights only) and write an irconstyle model file that "
+        "`irconstyle restore --model` and irconstyle.load_model can use.",
+    )
+    convert.add_argument("architecture", help="the authors' class name, e.g. ConStyleNAFNet or Restormer")
+    convert.add_argument("checkpoint", help="the authors' .pth file ({'params': …} or {'params_ema': …})")
+    convert.add_argument("output", help="the .safetensors file to write")
+    convert.add_argument("--arg", dest="arguments", action="append", default=[], metavar="KEY=VALUE",
+                         help="an authors' constructor argument in YAML syntax, e.g. --arg dim=48 (repeatable)")
+    convert.set_defaults(handler=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    import yaml
+
+    from irconstyle.models import official
+    from irconstyle.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    try:
+        arguments = {}
+        for item in args.arguments:
+            key, separator, value = item.partition("=")
+            if not separator:
+                raise ValueError(f"--arg {item!r} is not KEY=VALUE")
+            arguments[key] = yaml.safe_load(value)
+        model = official.build(args.architecture, **arguments)
+        load_checkpoint(model, args.checkpoint)
+        save_checkpoint(model, args.output)
+    except (CheckpointError, ValueError, TypeError) as error:
+        print(f"irconstyle convert: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _add_degrade_parser(commands: argparse._SubParsersAction) -> None:
+    degrade = commands.add_parser(
+        "degrade",
+        help="write a paired dataset by degrading clean images (noise, rain, haze or blur)",
+        description="Degrade every image of IN_DIR into OUT_DIR/lq/<name>.png, with the clean image in "
+        "OUT_DIR/gt/<name>.png and the parameters drawn for each in OUT_DIR/degradations.json "
+        "(see docs/datasets.md). The same seed gives the same dataset.",
+    )
+    degrade.add_argument("--task", required=True, choices=["denoise", "derain", "dehaze", "deblur"])
+    degrade.add_argument("in_dir", metavar="IN_DIR", help="folder of clean images")
+    degrade.add_argument("out_dir", metavar="OUT_DIR", help="output folder (gets lq/, gt/, degradations.json)")
+    degrade.add_argument("--level", default="medium", choices=["low", "medium", "high"],
+                         help="named strength (default medium); --param entries override its parameters")
+    degrade.add_argument(
+        "--param", dest="parameters", action="append", default=[], metavar="KEY=VALUE",
+        help="an explicit parameter in YAML syntax: a value (sigma=30), a range (sigma={min: 0, max: 50}) "
+        "or choices (sigma=[15, 25, 50]); repeatable",
+    )
+    degrade.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    degrade.add_argument("--overwrite", action="store_true", help="write into non-empty lq/ and gt/ folders")
+    degrade.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    degrade.set_defaults(handler=_run_degrade)
+
+
+def _run_degrade(args: argparse.Namespace) -> int:
+    import yaml
+    from tqdm.auto import tqdm
+
+    from irconstyle.data.datasets import DatasetError, degrade_folder
+    from irconstyle.data.io import ImageReadError
+
+    level: str | dict = args.level
+    if args.parameters:
+        level = {"level": args.level}
+        for item in args.parameters:
+            key, separator, value = item.partition("=")
+            if not separator:
+                print(f"irconstyle degrade: --param {item!r} is not KEY=VALUE", file=sys.stderr)
+                return 2
+            level[key.strip()] = yaml.safe_load(value)
+    bar = None
+
+    def progress(done: int, total: int, path) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="image", disable=args.quiet, desc=f"degrade ({args.task})")
+        bar.update(1)
+
+    try:
+        manifest = degrade_folder(args.in_dir, args.out_dir, args.task, level, seed=args.seed,
+                                  overwrite=args.overwrite, progress=progress)
+    except (DatasetError, ImageReadError, ValueError) as error:
+        print(f"irconstyle degrade: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        print(f"wrote {len(manifest['images'])} pair(s) to {args.out_dir} (lq/, gt/, degradations.json)")
+    return 0
+
+
+class _TqdmLogHandler(logging.Handler):
+    """Console messages that do not break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,15 +21,20 @@ def size_multiple_of(model: nn.Module) -> int:
     return int(getattr(model, "size_multiple", 1))
 
 
-def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for ``precision`` ("fp32": none; "bf16": CPU or GPU; "fp16": GPU only)."""
+def check_precision(device: torch.device, precision: str) -> None:
+    """Raise a clear ValueError for a precision this device cannot run."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("fp16 is for GPUs; use bf16 on the CPU")
+
+
+def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast for ``precision`` ("fp32": none; "bf16": CPU or GPU; "fp16": GPU only)."""
+    check_precision(device, precision)
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    if device.type == "cpu" and dtype == torch.float16:
-        raise ValueError("fp16 is for GPUs; use bf16 on the CPU")
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
@@ -80,6 +85,17 @@ def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[in
             yield top, left, min(tile, height), min(tile, width)
 
 
+def check_tiling(model: nn.Module, tile: int | None, tile_overlap: int) -> None:
+    """Raise a clear ValueError for tile options this model cannot use."""
+    if tile is None:
+        return
+    multiple = size_multiple_of(model)
+    if tile < multiple or tile % multiple:
+        raise ValueError(f"tile must be a positive multiple of {multiple} for this model, got {tile}")
+    if not 0 <= tile_overlap <= tile // 2:
+        raise ValueError(f"tile_overlap must be in [0, {tile // 2}] for tile {tile}, got {tile_overlap}")
+
+
 @torch.inference_mode()
 def restore_tensor(
     model: nn.Module,
@@ -99,6 +115,7 @@ def restore_tensor(
     """
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"expected a B×3×H×W image tensor, got shape {tuple(image.shape)}")
+    check_tiling(model, tile, tile_overlap)
     model.eval()
     device = image.device
     with precision_context(device, precision):
@@ -108,11 +125,6 @@ def restore_tensor(
             if progress:
                 progress(1, 1)
             return output.clamp_(0, 1)
-        multiple = size_multiple_of(model)
-        if tile < multiple or tile % multiple:
-            raise ValueError(f"tile must be a positive multiple of {multiple} for this model, got {tile}")
-        if not 0 <= tile_overlap < tile // 2 + 1:
-            raise ValueError(f"tile_overlap must be in [0, {tile // 2}], got {tile_overlap}")
         output = torch.zeros(image.shape, dtype=torch.float32, device=device)
         weights = torch.zeros((1, 1, height, width), dtype=torch.float32, device=device)
         positions = list(tiles(height, width, tile, tile_overlap))

@@ -1,0 +1,178 @@
+"""Restoring user images: bundled default models per task, numpy/PIL/tensor images, and files on disk."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from irconstyle.data.io import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    image_to_tensor,
+    max_value,
+    read_image,
+    tensor_to_image,
+    write_image,
+)
+from irconstyle.inference import Progress, check_precision, check_tiling, restore_tensor
+from irconstyle.models.checkpoint import CheckpointError, load_model
+
+TASKS = ("denoise", "derain", "dehaze", "deblur")
+
+
+def bundled_model_path(task: str) -> Path:
+    """The safetensors file of the default model shipped for ``task``."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return Path(str(resources.files("irconstyle") / "weights" / f"{task}.safetensors"))
+
+
+def resolve_model(
+    model: nn.Module | str | os.PathLike | None, task: str = "denoise", device: str | torch.device = "cpu"
+) -> nn.Module:
+    """A ready model in eval mode: a module as given, a bundled model by task name, or an irconstyle file."""
+    if isinstance(model, nn.Module):
+        return model.to(device).eval()
+    if model is None or str(model) in TASKS:
+        path = bundled_model_path(task if model is None else str(model))
+        if not path.is_file():
+            raise CheckpointError(f"{path}: the bundled {path.stem} model is not installed with this package")
+    else:
+        path = Path(model)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such model file (give a task name {', '.join(TASKS)} or a path)")
+        if path.suffix != ".safetensors":
+            raise CheckpointError(
+                f"{path}: restore needs an irconstyle .safetensors model; convert an authors' checkpoint with "
+                "`irconstyle convert`"
+            )
+    return load_model(path, map_location=device)
+
+
+def restore(
+    image: np.ndarray | torch.Tensor | object,
+    *,
+    task: str = "denoise",
+    model: nn.Module | str | os.PathLike | None = None,
+    tile: int | None = None,
+    tile_overlap: int = 32,
+    self_ensemble: bool = False,
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+):
+    """Restore one image and return it in the type it came in.
+
+    ``image`` is an H×W×3 numpy array (``uint8``, ``uint16`` or float in [0, 1]), a PIL image, or a float
+    tensor in [0, 1] shaped 3×H×W or B×3×H×W. ``model`` is a module, a bundled task name or a
+    ``.safetensors`` path; by default the bundled model for ``task``.
+    """
+    network = resolve_model(model, task, device)
+    options = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, precision=precision,
+                   progress=progress)
+    if isinstance(image, torch.Tensor):
+        batch = image if image.ndim == 4 else image.unsqueeze(0)
+        restored = restore_tensor(network, batch.to(device, torch.float32), **options).to(image.device)
+        return restored if image.ndim == 4 else restored[0]
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        array = np.asarray(image.convert("RGB"))
+        return Image.fromarray(_restore_array(network, array, device, options))
+    if isinstance(image, np.ndarray):
+        return _restore_array(network, image, device, options)
+    raise TypeError(f"restore takes a numpy array, a PIL image or a tensor, not {type(image).__name__}")
+
+
+def _restore_array(network: nn.Module, array: np.ndarray, device, options: dict) -> np.ndarray:
+    tensor = image_to_tensor(array).unsqueeze(0).to(device)
+    restored = restore_tensor(network, tensor, **options)[0]
+    if np.issubdtype(array.dtype, np.floating):
+        return restored.permute(1, 2, 0).cpu().numpy()
+    return tensor_to_image(restored, bit_depth=16 if max_value(array) > 255 else 8)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome for one input file: where it went, or why it failed."""
+
+    source: Path
+    output: Path | None = None
+    error: str | None = None
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> a list of files, in order, without repeats."""
+    found: list[Path] = []
+    for item in inputs:
+        item = str(item)
+        if Path(item).is_dir():
+            found += sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif glob.has_magic(item):
+            found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        else:
+            found.append(Path(item))
+    return list(dict.fromkeys(found))
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
+    """Two equal-size images next to each other with a white gap, for a visual comparison."""
+    white = np.full((left.shape[0], gap, 3), max_value(left), dtype=left.dtype)
+    return np.concatenate([left, white, right.astype(left.dtype)], axis=1)
+
+
+def restore_files(
+    inputs: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    *,
+    task: str = "denoise",
+    model: nn.Module | str | os.PathLike | None = None,
+    tile: int | None = None,
+    tile_overlap: int = 32,
+    self_ensemble: bool = False,
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
+    compare: bool = False,
+    on_file: Callable[[FileResult], None] | None = None,
+    tile_progress: Callable[[Path], Progress] | None = None,
+) -> list[FileResult]:
+    """Restore image files into ``output_dir`` keeping names, formats and bit depths.
+
+    A file that cannot be read is reported in its :class:`FileResult` and the others still restore. Inputs are
+    never overwritten. ``compare`` also writes ``<name>_compare.png`` (input | restored).
+    """
+    network = resolve_model(model, task, device)
+    check_tiling(network, tile, tile_overlap)
+    check_precision(torch.device(device), precision)
+    output_dir = Path(output_dir)
+    results = []
+    for source in expand_inputs(inputs):
+        target = output_dir / source.name
+        try:
+            if target.resolve() == source.resolve():
+                raise ImageReadError(f"{source}: output would overwrite the input; choose another output folder")
+            pixels = read_image(source)
+            restored = restore(pixels, model=network, tile=tile, tile_overlap=tile_overlap,
+                               self_ensemble=self_ensemble, precision=precision, device=device,
+                               progress=tile_progress(source) if tile_progress else None)
+            if pixels.dtype == np.uint16 and target.suffix.lower() not in (".png", ".tif", ".tiff"):
+                target = target.with_suffix(".png")
+            write_image(target, restored)
+            if compare:
+                write_image(output_dir / f"{source.stem}_compare.png", side_by_side(pixels, restored))
+            result = FileResult(source, output=target)
+        except (ImageReadError, ValueError, OSError) as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            result = FileResult(source, error=message if message.startswith(str(source)) else f"{source}: {message}")
+        results.append(result)
+        if on_file:
+            on_file(result)
+    return results
