@@ -1,0 +1,130 @@
+"""PSNR/SSIM against hand-computed cases and scikit-image with matching settings; protocol presets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.color import rgb2ycbcr
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from irconstyle import metrics
+
+RNG = np.random.default_rng(0)
+REFERENCE = (np.clip(np.cumsum(RNG.normal(0, 9, (48, 56, 3)), axis=1), -120, 120) + 128).astype(np.uint8)
+DISTORTED = np.clip(REFERENCE + RNG.normal(0, 12, REFERENCE.shape), 0, 255).astype(np.uint8)
+
+
+def _skimage_ssim(img: np.ndarray, ref: np.ndarray, **kwargs) -> float:
+    """scikit-image configured like BasicSR: Gaussian σ 1.5 (11×11), population covariance, peak 255."""
+    return structural_similarity(
+        img, ref, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, **kwargs
+    )
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+
+
+def test_psnr_hand_computed() -> None:
+    brighter = REFERENCE.astype(np.int16) + 1
+    assert np.all(brighter <= 255)
+    assert metrics.psnr(brighter.astype(np.uint8), REFERENCE) == pytest.approx(10 * math.log10(255**2))
+    assert metrics.psnr(REFERENCE, REFERENCE) == math.inf
+    # Y of a constant grey offset by 2 in every channel: ΔY = 2·(65.481 + 128.553 + 24.966)/255 = 2·219/255
+    grey, lighter = np.full((16, 16, 3), 100, np.uint8), np.full((16, 16, 3), 102, np.uint8)
+    expected = 10 * math.log10(255**2 / (2 * 219 / 255) ** 2)
+    assert metrics.psnr(lighter, grey, y_channel=True) == pytest.approx(expected)
+
+
+def test_ssim_hand_computed() -> None:
+    assert metrics.ssim(REFERENCE, REFERENCE) == pytest.approx(1.0)
+    # flat images: variances vanish, so SSIM = (2·μ1·μ2 + C1) / (μ1² + μ2² + C1)
+    first, second = np.full((20, 20, 3), 90, np.uint8), np.full((20, 20, 3), 130, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    assert metrics.ssim(first, second) == pytest.approx((2 * 90 * 130 + c1) / (90**2 + 130**2 + c1))
+
+
+def test_matches_scikit_image_on_rgb_and_y() -> None:
+    assert metrics.psnr(DISTORTED, REFERENCE) == pytest.approx(peak_signal_noise_ratio(REFERENCE, DISTORTED))
+    expected = _skimage_ssim(DISTORTED, REFERENCE, channel_axis=2)
+    assert metrics.ssim(DISTORTED, REFERENCE) == pytest.approx(expected, abs=1e-10)
+    y_ref, y_img = rgb2ycbcr(REFERENCE)[..., 0], rgb2ycbcr(DISTORTED)[..., 0]
+    assert metrics.psnr(DISTORTED, REFERENCE, y_channel=True) == pytest.approx(
+        peak_signal_noise_ratio(y_ref, y_img, data_range=255)
+    )
+    assert metrics.ssim(DISTORTED, REFERENCE, y_channel=True) == pytest.approx(
+        _skimage_ssim(y_img, y_ref), abs=1e-10
+    )
+
+
+def test_crop_border_equals_cropping_first() -> None:
+    cropped = (DISTORTED[4:-4, 4:-4], REFERENCE[4:-4, 4:-4])
+    assert metrics.psnr(DISTORTED, REFERENCE, crop_border=4) == pytest.approx(metrics.psnr(*cropped))
+    assert metrics.ssim(DISTORTED, REFERENCE, crop_border=4) == pytest.approx(metrics.ssim(*cropped))
+
+
+def test_batched_tensors_score_each_image_like_the_arrays() -> None:
+    batch = torch.stack([_tensor(DISTORTED), _tensor(REFERENCE)])
+    references = torch.stack([_tensor(REFERENCE)] * 2)
+    for y_channel in (False, True):
+        psnr = metrics.psnr(batch, references, y_channel=y_channel)
+        ssim = metrics.ssim(batch, references, y_channel=y_channel)
+        assert psnr.shape == (2,) and psnr.dtype == torch.float64
+        assert psnr[0].item() == pytest.approx(metrics.psnr(DISTORTED, REFERENCE, y_channel=y_channel), abs=1e-5)
+        assert psnr[1].item() == math.inf
+        assert ssim[0].item() == pytest.approx(metrics.ssim(DISTORTED, REFERENCE, y_channel=y_channel), abs=1e-5)
+        assert ssim[1].item() == pytest.approx(1.0)
+    single = metrics.psnr(_tensor(DISTORTED), _tensor(REFERENCE))
+    assert single.shape == (1,)
+
+
+@pytest.mark.parametrize(
+    ("img", "ref", "kwargs", "error", "message"),
+    [
+        (DISTORTED[:-1], REFERENCE, {}, ValueError, "shapes differ"),
+        (DISTORTED[..., 0], REFERENCE[..., 0], {}, ValueError, "H×W×3"),
+        (DISTORTED.astype(np.uint16), REFERENCE.astype(np.uint16), {}, ValueError, "16-bit"),
+        (DISTORTED, REFERENCE, {"crop_border": -1}, ValueError, "crop_border must be >= 0"),
+        (DISTORTED, REFERENCE, {"crop_border": 28}, ValueError, "nothing left"),
+        (_tensor(DISTORTED), REFERENCE, {}, TypeError, "both numpy arrays or both tensors"),
+        (torch.zeros(2, 1, 3, 16, 16), torch.zeros(2, 1, 3, 16, 16), {}, ValueError, "B×3×H×W"),
+    ],
+)
+def test_bad_inputs(img, ref, kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        metrics.psnr(img, ref, **kwargs)
+
+
+def test_ssim_needs_a_full_window() -> None:
+    with pytest.raises(ValueError, match="at least 11×11"):
+        metrics.ssim(DISTORTED[:10], REFERENCE[:10])
+
+
+def test_noise_protocol_reproduces_the_reference_recipe() -> None:
+    protocol = metrics.get_protocol("CBSD68-sigma25")
+    clean = REFERENCE / 255.0
+    np.random.seed(0)  # what the Restormer / KAIR test scripts do before every image
+    expected = clean + np.random.normal(0, 25 / 255.0, clean.shape)
+    noisy = protocol.noisy_input(clean)
+    np.testing.assert_array_equal(noisy, expected)
+    assert noisy.dtype == np.float64 and noisy.min() < 0  # neither clipped nor quantised
+    text = protocol.describe()
+    assert "RGB" in text and "N(0, 25/255)" in text and "seed 0 per image" in text
+    with pytest.raises(ValueError, match="no synthetic noise"):
+        metrics.get_protocol("rain100h").noisy_input(clean)
+
+
+def test_protocols_score_in_their_colour_space() -> None:
+    derain = metrics.get_protocol("rain100h")
+    assert derain.y_channel and "Y (BT.601 studio range)" in derain.describe()
+    scores = derain.score(DISTORTED, REFERENCE)
+    assert scores["psnr"] == metrics.psnr(DISTORTED, REFERENCE, y_channel=True)
+    assert scores["ssim"] == metrics.ssim(DISTORTED, REFERENCE, y_channel=True)
+    for name in ("sots-outdoor", "gopro", "hide", "realblur-j", "realblur-r"):
+        assert not metrics.get_protocol(name).y_channel
+    assert set(metrics.get_protocol("urban100-sigma50").score(DISTORTED, REFERENCE)) == {"psnr"}
+    with pytest.raises(ValueError, match="unknown protocol 'set5'"):
+        metrics.get_protocol("set5")
