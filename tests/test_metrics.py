@@ -89,7 +89,7 @@ def test_batched_tensors_score_each_image_like_the_arrays() -> None:
         (DISTORTED.astype(np.uint16), REFERENCE.astype(np.uint16), {}, ValueError, "16-bit"),
         (DISTORTED, REFERENCE, {"crop_border": -1}, ValueError, "crop_border must be >= 0"),
         (DISTORTED, REFERENCE, {"crop_border": 28}, ValueError, "nothing left"),
-        (_tensor(DISTORTED), REFERENCE, {}, TypeError, "both numpy arrays or both tensors"),
+        (_tensor(DISTORTED), REFERENCE, {}, TypeError, "numpy arrays or both tensors"),
         (torch.zeros(2, 1, 3, 16, 16), torch.zeros(2, 1, 3, 16, 16), {}, ValueError, "B×3×H×W"),
     ],
 )
@@ -125,6 +125,9 @@ def test_protocols_score_in_their_colour_space() -> None:
     assert scores["ssim"] == metrics.ssim(DISTORTED, REFERENCE, y_channel=True)
     for name in ("sots-outdoor", "gopro", "hide", "realblur-j", "realblur-r"):
         assert not metrics.get_protocol(name).y_channel
-    assert set(metrics.get_protocol("urban100-sigma50").score(DISTORTED, REFERENCE)) == {"psnr"}
+    assert set(metrics.get_protocol("urban100-sigma50").score(DISTORTED, REFERENCE)) == {"psnr", "ssim"}
+    assert set(metrics.Protocol(name="psnr-only", y_channel=False, report_ssim=False).score(DISTORTED, REFERENCE)) == {
+        "psnr"
+    }
     with pytest.raises(ValueError, match="unknown protocol 'set5'"):
         metrics.get_protocol("set5")

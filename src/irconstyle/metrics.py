@@ -173,7 +173,7 @@ def _noise_protocols() -> dict[str, Protocol]:
         for sigma in (15, 25, 50):
             protocols[f"{dataset}-sigma{sigma}"] = Protocol(
                 name=f"{dataset}-sigma{sigma}", y_channel=False, noise_sigma=float(sigma),
-                note="reference papers report PSNR only",
+                note="published tables for this set report PSNR only",
             )
     return protocols
 

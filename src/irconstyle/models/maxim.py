@@ -1,13 +1,819 @@
-"""Placeholder while the Maxim family is being written (replaced by the real module)."""
+"""MAXIM (multi-axis MLP) blocks, the ConStyle MAXIM U-Net and the Origin MAXIM-1S baseline (spec 3.4, 3.6).
 
+Both networks are single-stage MAXIM U-Nets with three levels and a bottleneck: the image enters at every
+level (nearest-downsampled, through a 3×3 conv), each level runs multi-axis gated MLPs (global *grid* mixing
+and local *block* mixing) and channel-attention blocks, the encoder outputs of all levels are fused by
+cross-gating blocks (coarse to fine, gated by the bottleneck), and the decoder concatenates the three gated
+skips resized to its level.
+
+Layout: the U-Nets keep their maps in ``torch.channels_last`` memory, so the conv view (B×C×H×W) and the MLP
+view (B×H×W×C) of a map are the same memory. Spatial gating rearranges a map once into tokens whose leading
+axis is the mixed position (a grid cell or a position inside a block); the mixing is then a single matrix
+product per image, shared by the grid and block branches (:class:`Partition`, :func:`mix_positions`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
+from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
+from irconstyle.models.unet import _adapter, _check_inputs, _down, _up
 
-class ConStyleMaxim(nn.Module):
-    def __init__(self, **kwargs):
-        raise NotImplementedError("ConStyleMaxim is not implemented yet")
+Size = tuple[int, int]
+LEVELS = 3  # U-Net levels above the bottleneck (the published MAXIM-1S depth)
 
 
-class Maxim(nn.Module):
-    def __init__(self, **kwargs):
-        raise NotImplementedError("Maxim is not implemented yet")
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """B×C×H×W -> B×H×W×C view (free for channels-last maps)."""
+    return x.permute(0, 2, 3, 1)
+
+
+def _nchw(x: torch.Tensor) -> torch.Tensor:
+    """B×H×W×C -> B×C×H×W view (a channels-last map when ``x`` is contiguous)."""
+    return x.permute(0, 3, 1, 2)
+
+
+def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 conv applied to a B×H×W×C map as one matrix product."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+
+def _layer_norm(channels: int) -> nn.LayerNorm:
+    return nn.LayerNorm(channels, eps=1e-6)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """How an H×W map is cut into tokens for spatial mixing.
+
+    ``grid``: a fixed ``size`` grid of cells, mixing across cells (global, dilated mixing; the cell size follows
+    the map). ``block``: fixed ``size`` blocks, mixing inside each block (local mixing; the block count follows
+    the map). Tokens are B×M×R×C with M the mixed positions (``size[0]·size[1]``) and R the rest.
+    """
+
+    kind: Literal["grid", "block"]
+    size: Size
+
+    @property
+    def positions(self) -> int:
+        return self.size[0] * self.size[1]
+
+    def _factors(self, height: int, width: int) -> tuple[int, int, int, int]:
+        rows, cols = self.size
+        if height % rows or width % cols:
+            raise ValueError(f"a {height}×{width} map cannot be cut into a {rows}×{cols} {self.kind}")
+        if self.kind == "grid":
+            return rows, height // rows, cols, width // cols
+        return height // rows, rows, width // cols, cols
+
+    def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """B×H×W×C (any strides) -> contiguous B×M×R×C tokens."""
+        batch, height, width, channels = x.shape
+        outer_h, inner_h, outer_w, inner_w = self._factors(height, width)
+        x = x.unflatten(2, (outer_w, inner_w)).unflatten(1, (outer_h, inner_h))  # B, oh, ih, ow, iw, C
+        order = (0, 1, 3, 2, 4, 5) if self.kind == "grid" else (0, 2, 4, 1, 3, 5)
+        return x.permute(order).reshape(batch, self.positions, -1, channels)
+
+    def write_map(self, tokens: torch.Tensor, out: torch.Tensor) -> None:
+        """Write B×M×R×C tokens back into the B×H×W×C map ``out`` (which may be a channel slice)."""
+        batch, height, width, channels = out.shape
+        outer_h, inner_h, outer_w, inner_w = self._factors(height, width)
+        if self.kind == "grid":
+            tokens = tokens.reshape(batch, outer_h, outer_w, inner_h, inner_w, channels).permute(0, 1, 3, 2, 4, 5)
+        else:
+            tokens = tokens.reshape(batch, inner_h, inner_w, outer_h, outer_w, channels).permute(0, 3, 1, 4, 2, 5)
+        out.unflatten(2, (outer_w, inner_w)).unflatten(1, (outer_h, inner_h)).copy_(tokens)
+
+
+def mix_positions(tokens: torch.Tensor, mix: nn.Linear, offset: float = 0.0) -> torch.Tensor:
+    """Apply ``mix`` (an M×M linear map) across the positions of B×M×R×C tokens, plus ``offset``."""
+    batch, positions, rest, channels = tokens.shape
+    flat = tokens.reshape(batch, positions, rest * channels)
+    if mix.bias is None:
+        shift = torch.full((1, positions, 1), offset, dtype=flat.dtype, device=flat.device)
+    else:
+        shift = (mix.bias + offset).view(1, positions, 1)
+    mixed = torch.baddbmm(shift, mix.weight.expand(batch, positions, positions), flat)
+    return mixed.view(batch, positions, rest, channels)
+
+
+class GatedTokenMlp(nn.Module):
+    """A gMLP layer on tokens (MAXIM's grid / block gMLP), with a residual.
+
+    LayerNorm, expansion by ``factor``, GELU, then spatial gating: the expanded channels split into (u, v),
+    v is normalised and mixed across the M positions, and the result is ``u · (v + 1)``; a linear projection
+    brings it back to ``channels``. The position mixing always has a bias, as published.
+    """
+
+    def __init__(self, channels: int, positions: int, *, factor: int = 2, bias: bool = True) -> None:
+        super().__init__()
+        hidden = channels * factor
+        self.norm = _layer_norm(channels)
+        self.expand = nn.Linear(channels, hidden, bias=bias)
+        self.gate_norm = _layer_norm(hidden // 2)
+        self.token_mix = nn.Linear(positions, positions)
+        self.project = nn.Linear(hidden // 2, channels, bias=bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        u, v = F.gelu(self.expand(self.norm(tokens))).chunk(2, dim=-1)
+        gate = mix_positions(self.gate_norm(v), self.token_mix, offset=1.0)
+        return tokens + self.project(u * gate)
+
+
+class MultiAxisGatedMlp(nn.Module):
+    """Multi-axis gated MLP block (MAB) on a B×H×W×C map, with a residual.
+
+    After LayerNorm, expansion by ``input_factor`` and GELU, half of the channels go through a grid gMLP
+    (global mixing across a ``grid_size`` grid) and half through a block gMLP (local mixing inside
+    ``block_size`` blocks); a linear projection merges them.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        block_size: Size,
+        grid_size: Size,
+        input_factor: int = 2,
+        block_factor: int = 2,
+        grid_factor: int = 2,
+        bias: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        hidden = channels * input_factor
+        self.grid_partition = Partition("grid", grid_size)
+        self.block_partition = Partition("block", block_size)
+        self.norm = _layer_norm(channels)
+        self.expand = nn.Linear(channels, hidden, bias=bias)
+        self.grid = GatedTokenMlp(hidden // 2, self.grid_partition.positions, factor=grid_factor, bias=bias)
+        self.block = GatedTokenMlp(hidden // 2, self.block_partition.positions, factor=block_factor, bias=bias)
+        self.project = nn.Linear(hidden, channels, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.gelu(self.expand(self.norm(x)))
+        half = y.shape[-1] // 2
+        mixed = torch.empty_like(y)
+        self.grid_partition.write_map(self.grid(self.grid_partition.to_tokens(y[..., :half])), mixed[..., :half])
+        self.block_partition.write_map(self.block(self.block_partition.to_tokens(y[..., half:])), mixed[..., half:])
+        return x + self.dropout(self.project(mixed))
+
+
+class CrossGatingWeights(nn.Module):
+    """The gating signal of a cross-gating block: LayerNorm, expansion ×2, GELU, then half the channels mixed
+    across a grid and half inside blocks (plain linear mixing, no gating), projected back to ``channels``."""
+
+    def __init__(
+        self, channels: int, *, block_size: Size, grid_size: Size, bias: bool = True, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.grid_partition = Partition("grid", grid_size)
+        self.block_partition = Partition("block", block_size)
+        self.norm = _layer_norm(channels)
+        self.expand = nn.Linear(channels, 2 * channels, bias=bias)
+        self.grid_mix = nn.Linear(self.grid_partition.positions, self.grid_partition.positions, bias=bias)
+        self.block_mix = nn.Linear(self.block_partition.positions, self.block_partition.positions, bias=bias)
+        self.project = nn.Linear(2 * channels, channels, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.gelu(self.expand(self.norm(x)))
+        half = y.shape[-1] // 2
+        mixed = torch.empty_like(y)
+        for partition, mix, part in (
+            (self.grid_partition, self.grid_mix, slice(None, half)),
+            (self.block_partition, self.block_mix, slice(half, None)),
+        ):
+            partition.write_map(mix_positions(partition.to_tokens(y[..., part]), mix), mixed[..., part])
+        return self.dropout(self.project(mixed))
+
+
+class CrossGatingBlock(nn.Module):
+    """Cross-gating block (CGB): two maps gate each other with multi-axis gating signals.
+
+    ``x`` (``x_channels``) is projected to ``channels``; ``y`` is first upsampled ×2 by a 2×2 transposed conv
+    when ``y_channels`` is given. Returns ``(x_out, y_out)``, both ``channels`` wide at ``x``'s resolution:
+    ``y_out = y + W_y(ŷ ⊙ g(x̂))`` and ``x_out = x + y_out + W_x(x̂ ⊙ g(ŷ))``, where ^ is LayerNorm → linear →
+    GELU and g is :class:`CrossGatingWeights`.
+    """
+
+    def __init__(
+        self,
+        x_channels: int,
+        channels: int,
+        *,
+        y_channels: int | None,
+        block_size: Size,
+        grid_size: Size,
+        bias: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        gating = {"block_size": block_size, "grid_size": grid_size, "bias": bias, "dropout": dropout}
+        self.upsample_y = (
+            None if y_channels is None else nn.ConvTranspose2d(y_channels, channels, 2, stride=2, bias=bias)
+        )
+        self.proj_x = nn.Conv2d(x_channels, channels, 1, bias=bias)
+        self.proj_y = nn.Conv2d(channels, channels, 1, bias=bias)
+        self.norm_x = _layer_norm(channels)
+        self.in_x = nn.Linear(channels, channels, bias=bias)
+        self.gate_x = CrossGatingWeights(channels, **gating)
+        self.norm_y = _layer_norm(channels)
+        self.in_y = nn.Linear(channels, channels, bias=bias)
+        self.gate_y = CrossGatingWeights(channels, **gating)
+        self.out_y = nn.Linear(channels, channels, bias=bias)
+        self.out_x = nn.Linear(channels, channels, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.upsample_y is not None:
+            y = self.upsample_y(y)
+        shortcut_x = _pointwise(self.proj_x, _nhwc(x))
+        shortcut_y = _pointwise(self.proj_y, _nhwc(y))
+        x = F.gelu(self.in_x(self.norm_x(shortcut_x)))
+        y = F.gelu(self.in_y(self.norm_y(shortcut_y)))
+        gate_from_x, gate_from_y = self.gate_x(x), self.gate_y(y)
+        y = shortcut_y + self.dropout(self.out_y(y * gate_from_x))
+        x = shortcut_x + y + self.dropout(self.out_x(x * gate_from_y))
+        return _nchw(x), _nchw(y)
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation on a B×H×W×C map: global mean, 1×1 conv down by ``reduction``, ReLU, 1×1 conv
+    up, sigmoid, rescale."""
+
+    def __init__(self, channels: int, *, reduction: int = 4, bias: bool = True) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(channels, channels // reduction, 1, bias=bias)
+        self.excite = nn.Conv2d(channels // reduction, channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = torch.sigmoid(_pointwise(self.excite, F.relu(_pointwise(self.squeeze, x.mean(dim=(1, 2))))))
+        return x * weights[:, None, None, :]
+
+
+class ResidualChannelAttention(nn.Module):
+    """RCAB on a B×H×W×C map: LayerNorm, 3×3 conv, leaky ReLU, 3×3 conv, channel attention, residual.
+
+    The channel attention always has biases, as published.
+    """
+
+    def __init__(self, channels: int, *, reduction: int = 4, leaky_slope: float = 0.2, bias: bool = True) -> None:
+        super().__init__()
+        self.leaky_slope = leaky_slope
+        self.norm = _layer_norm(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.attention = ChannelAttention(channels, reduction=reduction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _nchw(self.norm(x))
+        y = self.conv2(F.leaky_relu(self.conv1(y), self.leaky_slope))
+        return x + self.attention(_nhwc(y))
+
+
+class ResidualDenseChannelAttention(nn.Module):
+    """RDCAB on a B×H×W×C map: LayerNorm, channel MLP (linear, GELU, linear), channel attention, residual."""
+
+    def __init__(self, channels: int, *, bias: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm = _layer_norm(channels)
+        self.fc1 = nn.Linear(channels, channels, bias=bias)
+        self.fc2 = nn.Linear(channels, channels, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.attention = ChannelAttention(channels, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.attention(self.fc2(self.dropout(F.gelu(self.fc1(self.norm(x))))))
+
+
+@dataclass(frozen=True)
+class MixingOptions:
+    """The settings every MAXIM block shares (the authors' constructor arguments of the same meaning)."""
+
+    bias: bool = True
+    leaky_slope: float = 0.2
+    multi_axis_mlp: bool = True  # run the MABs of encoder/decoder levels (the bottleneck always runs them)
+    input_factor: int = 2
+    block_factor: int = 2
+    grid_factor: int = 2
+    reduction: int = 4
+    dropout: float = 0.0
+
+    def mab(self, channels: int, block_size: Size, grid_size: Size, dropout: float) -> MultiAxisGatedMlp:
+        return MultiAxisGatedMlp(
+            channels,
+            block_size=block_size,
+            grid_size=grid_size,
+            input_factor=self.input_factor,
+            block_factor=self.block_factor,
+            grid_factor=self.grid_factor,
+            bias=self.bias,
+            dropout=dropout,
+        )
+
+
+class LevelBlock(nn.Module):
+    """One MAXIM U-Net level (the authors' UNetEncoderBlock, used by encoder and decoder levels alike).
+
+    1×1 input projection, then [MAB → RCAB] × 2 on the B×H×W×C view, plus a long residual.
+
+    The published blocks also hold a cross-gating block (and, in the Origin decoders, a strided conv) that
+    only multi-stage MAXIM calls: they sit in every published checkpoint and parameter count, so they are
+    kept here as ``unused_cross_gating`` / ``unused_downsample`` and never run.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        *,
+        block_size: Size,
+        grid_size: Size,
+        options: MixingOptions,
+        unused_downsample: bool = False,
+    ) -> None:
+        super().__init__()
+        self.run_multi_axis = options.multi_axis_mlp
+        self.input_proj = nn.Conv2d(in_channels, channels, 1, bias=options.bias)
+        self.multi_axis = nn.ModuleList(
+            options.mab(channels, block_size, grid_size, options.dropout) for _ in range(2)
+        )
+        self.channel_attention = nn.ModuleList(
+            ResidualChannelAttention(
+                channels, reduction=options.reduction, leaky_slope=options.leaky_slope, bias=options.bias
+            )
+            for _ in range(2)
+        )
+        self.unused_cross_gating = CrossGatingBlock(
+            channels,
+            channels,
+            y_channels=None,
+            block_size=block_size,
+            grid_size=grid_size,
+            bias=options.bias,
+            dropout=options.dropout,
+        )
+        if unused_downsample:
+            self.unused_downsample = nn.Conv2d(channels, channels, 4, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = _pointwise(self.input_proj, _nhwc(x))
+        y = shortcut
+        for mab, rcab in zip(self.multi_axis, self.channel_attention, strict=True):
+            if self.run_multi_axis:
+                y = mab(y)
+            y = rcab(y)
+        return _nchw(y + shortcut)
+
+
+class BottleneckBlock(nn.Module):
+    """MAXIM bottleneck block: 1×1 input projection (always with bias, as published), [MAB → RDCAB] × 2,
+    plus a long residual. Its MABs run without dropout and its RDCABs with reduction 4, as published."""
+
+    def __init__(self, channels: int, *, block_size: Size, grid_size: Size, options: MixingOptions) -> None:
+        super().__init__()
+        self.input_proj = nn.Conv2d(channels, channels, 1)
+        self.multi_axis = nn.ModuleList(options.mab(channels, block_size, grid_size, 0.0) for _ in range(2))
+        self.channel_attention = nn.ModuleList(
+            ResidualDenseChannelAttention(channels, bias=options.bias, dropout=options.dropout) for _ in range(2)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = _pointwise(self.input_proj, _nhwc(x))
+        y = shortcut
+        for mab, rdcab in zip(self.multi_axis, self.channel_attention, strict=True):
+            y = rdcab(mab(y))
+        return _nchw(y + shortcut)
+
+
+class Resample(nn.Module):
+    """Bring a map from one U-Net level to another: antialiased bilinear resize by ``scale`` (as published),
+    with an optional 1×1 projection to ``out_channels``.
+
+    Resize and projection commute (the resize is a per-channel linear map whose weights sum to one), so the
+    projection runs at the lower of the two resolutions.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int | None, *, scale: float, bias: bool) -> None:
+        super().__init__()
+        self.scale = scale
+        self.proj = None if out_channels is None else nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1:
+            return x
+        size = (int(x.shape[-2] * self.scale), int(x.shape[-1] * self.scale))
+        return F.interpolate(x, size=size, mode="bilinear", antialias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.proj is None:
+            return self._resize(x)
+        if self.scale < 1:
+            x = self._resize(x)
+        x = self.proj(x)
+        return x if self.scale < 1 else self._resize(x)
+
+
+def nearest_downsample(image: torch.Tensor, level: int) -> torch.Tensor:
+    """The published nearest-neighbour pyramid: pixel ``2^level·i + 2^(level−1)`` along each axis."""
+    if level == 0:
+        return image
+    step = 2**level
+    height, width = image.shape[-2] // step, image.shape[-1] // step
+    return image[:, :, step // 2 :: step, step // 2 :: step][:, :, :height, :width]
+
+
+def _pair(value: Sequence[int]) -> Size:
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"expected a (height, width) pair of positive sizes, got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """Block and grid sizes per level, as the published constructors derive them.
+
+    Levels below ``high_res_levels`` use the high-resolution sizes; the others use ``block_size_low_res`` for
+    both block *and* grid (a quirk of the published code, kept so that checkpoints fit);
+    ``grid_size_low_res`` only sets the bottleneck's grid.
+    """
+
+    high_res_levels: int
+    block_size_high_res: Size
+    block_size_low_res: Size
+    grid_size_high_res: Size
+    grid_size_low_res: Size
+
+    def level(self, level: int) -> dict[str, Size]:
+        """``block_size`` and ``grid_size`` of a level (0 = full resolution)."""
+        if level < self.high_res_levels:
+            return {"block_size": self.block_size_high_res, "grid_size": self.grid_size_high_res}
+        return {"block_size": self.block_size_low_res, "grid_size": self.block_size_low_res}
+
+    @property
+    def bottleneck(self) -> dict[str, Size]:
+        return {"block_size": self.block_size_low_res, "grid_size": self.grid_size_low_res}
+
+    @property
+    def size_multiple(self) -> int:
+        """The smallest multiple of which H and W must be: every level's partitions must tile its map."""
+        multiples = [8]  # three ×2 downsamplings
+        for level, sizes in [*((level, self.level(level)) for level in range(LEVELS)), (LEVELS, self.bottleneck)]:
+            multiples += [2**level * side for size in sizes.values() for side in size]
+        return math.lcm(*multiples)
+
+
+class _MaximUNet(nn.Module):
+    """The single-stage MAXIM U-Net flow shared by ConStyleMaxim's body and the Origin MAXIM-1S.
+
+    Subclasses build the modules, indexed by level (0 = full resolution):
+    ``input_convs[l]`` (image at level l), ``encoders[l]``, ``downsamples[l]`` (level l -> l+1),
+    ``bottleneck``, ``gating_inputs[l][s]`` (encoder output of level s -> level l) and ``cross_gating[l]``,
+    ``decoder_inputs[l][s]`` (gated skip of level s -> level l), ``upsamples[l]`` (into level l),
+    ``decoders[l]`` and ``output``.
+    """
+
+    input_convs: nn.ModuleList
+    encoders: nn.ModuleList
+    downsamples: nn.ModuleList
+    bottleneck: nn.Sequential
+    gating_inputs: nn.ModuleList
+    cross_gating: nn.ModuleList
+    decoder_inputs: nn.ModuleList
+    upsamples: nn.ModuleList
+    decoders: nn.ModuleList
+    output: nn.Conv2d
+    size_multiple: int
+
+    def _fuse_latent(self, x: torch.Tensor, latent: torch.Tensor | None) -> torch.Tensor:
+        return x
+
+    def _restore(
+        self, image: torch.Tensor, level_maps: Sequence[torch.Tensor] | None, latent: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Run the U-Net; ``level_maps[l]`` (if any) is concatenated after downsampling into level l+1."""
+        image = image.contiguous(memory_format=torch.channels_last)
+        scales = [conv(nearest_downsample(image, level)) for level, conv in enumerate(self.input_convs)]
+
+        encoded = []
+        x = scales[0]
+        for level, encoder in enumerate(self.encoders):
+            x = encoder(torch.cat([x, scales[level]], dim=1))
+            encoded.append(x)
+            x = self.downsamples[level](x)
+            if level_maps is not None:
+                x = torch.cat([x, level_maps[level]], dim=1)
+        x = self._fuse_latent(self.bottleneck(x), latent)
+
+        gated: dict[int, torch.Tensor] = {}
+        signal = x
+        for level in reversed(range(LEVELS)):  # coarse to fine, each gated by the previous one's y output
+            inputs = [resample(encoded[source]) for source, resample in enumerate(self.gating_inputs[level])]
+            gated[level], signal = self.cross_gating[level](torch.cat(inputs, dim=1), signal)
+
+        for level in reversed(range(LEVELS)):
+            resamplers = self.decoder_inputs[level]
+            skips = [resamplers[source](gated[source]) for source in reversed(range(LEVELS))]  # coarsest first
+            x = self.decoders[level](torch.cat([self.upsamples[level](x), *skips], dim=1))
+        return (self.output(x) + image).contiguous()
+
+    def _check(self, image: torch.Tensor) -> None:
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected a B×3×H×W image, got shape {tuple(image.shape)}")
+
+
+def _configure(
+    *,
+    out_channels: int,
+    bias: bool,
+    leaky_slope: float,
+    multi_axis_mlp: bool,
+    high_res_levels: int,
+    block_size_high_res: Sequence[int],
+    block_size_low_res: Sequence[int],
+    grid_size_high_res: Sequence[int],
+    grid_size_low_res: Sequence[int],
+    block_mlp_factor: int,
+    grid_mlp_factor: int,
+    input_projection_factor: int,
+    channel_reduction: int,
+    dropout: float,
+) -> tuple[Partitioning, MixingOptions]:
+    """Validate the constructor arguments both MAXIM models share and group them."""
+    if out_channels != 3:
+        raise ValueError(
+            f"out_channels must be 3 (the output is a residual added to the RGB input), got {out_channels}"
+        )
+    partitioning = Partitioning(
+        high_res_levels,
+        _pair(block_size_high_res),
+        _pair(block_size_low_res),
+        _pair(grid_size_high_res),
+        _pair(grid_size_low_res),
+    )
+    options = MixingOptions(
+        bias=bias,
+        leaky_slope=leaky_slope,
+        multi_axis_mlp=multi_axis_mlp,
+        input_factor=input_projection_factor,
+        block_factor=block_mlp_factor,
+        grid_factor=grid_mlp_factor,
+        reduction=channel_reduction,
+        dropout=dropout,
+    )
+    return partitioning, options
+
+
+class ConStyleMaximBody(_MaximUNet):
+    """The ConStyle MAXIM U-Net (spec 3.4): ``forward(image, latent_q, features) -> restored image``.
+
+    Widths f, 2f, 3f at the three levels and 4f at the bottleneck: each pixel-unshuffle downsampling
+    concatenates one of ConStyle's maps (1×1 adapter to f channels). The bottleneck output is modulated by the
+    latent (``concat[x, x ⊙ W·q]`` -> 1×1 conv to 3f); the cross-gating blocks and gated skips are f wide.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: int,
+        bottleneck_blocks: int,
+        partitioning: Partitioning,
+        options: MixingOptions,
+        latent_dim: int = 128,
+        feature_channels: Sequence[int] = (32, 64, 128),
+    ) -> None:
+        super().__init__()
+        f, bias = features, options.bias
+        widths = (f, 2 * f, 3 * f)
+        self.size_multiple = partitioning.size_multiple
+        self.input_convs = nn.ModuleList(nn.Conv2d(3, f, 3, padding=1, bias=bias) for _ in range(LEVELS))
+        self.feature_adapters = nn.ModuleList(_adapter(n, f, "leaky_relu") for n in feature_channels)
+        self.encoders = nn.ModuleList(
+            LevelBlock(in_channels, width, **partitioning.level(level), options=options)
+            for level, (in_channels, width) in enumerate(zip((2 * f, 3 * f, 4 * f), widths, strict=True))
+        )
+        self.downsamples = nn.ModuleList(_down(width) for width in widths)
+        self.bottleneck = nn.Sequential(
+            *(BottleneckBlock(4 * f, **partitioning.bottleneck, options=options) for _ in range(bottleneck_blocks))
+        )
+        self.latent_projection = nn.Linear(latent_dim, 4 * f)
+        self.latent_fusion = nn.Conv2d(8 * f, 3 * f, 1, bias=False)
+
+        # Cross gating: level-0 outputs are only resized, the others projected to f channels.
+        self.gating_inputs = nn.ModuleList(
+            nn.ModuleList(
+                Resample(widths[source], None if source == 0 else f, scale=2.0 ** (source - level), bias=bias)
+                for source in range(LEVELS)
+            )
+            for level in range(LEVELS)
+        )
+        self.cross_gating = nn.ModuleList(
+            CrossGatingBlock(
+                3 * f,
+                f,
+                y_channels=3 * f if level == LEVELS - 1 else f,
+                **partitioning.level(level),
+                bias=bias,
+                dropout=options.dropout,
+            )
+            for level in range(LEVELS)
+        )
+        self.decoder_inputs = nn.ModuleList(
+            nn.ModuleList(
+                Resample(f, None, scale=2.0 ** (source - level), bias=bias) for source in range(LEVELS)
+            )
+            for level in range(LEVELS)
+        )
+        self.upsamples = nn.ModuleList(_up(width) for width in (2 * f, 3 * f, 3 * f))
+        self.decoders = nn.ModuleList(
+            LevelBlock(in_channels, width, **partitioning.level(level), options=options)
+            for level, (in_channels, width) in enumerate(
+                zip((5 * f, 6 * f, 6 * f), (2 * f, 2 * f, 3 * f), strict=True)
+            )
+        )
+        self.output = nn.Conv2d(2 * f, 3, 3, padding=1, bias=bias)
+
+    def _fuse_latent(self, x: torch.Tensor, latent: torch.Tensor | None) -> torch.Tensor:
+        modulation = self.latent_projection(latent)[:, :, None, None]
+        return self.latent_fusion(torch.cat([x, x * modulation], dim=1))
+
+    def forward(
+        self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        self._check(image)
+        _check_inputs(image, latent_q, features, self.size_multiple)
+        maps = [
+            adapter(feature.contiguous(memory_format=torch.channels_last))
+            for adapter, feature in zip(self.feature_adapters, features, strict=True)
+        ]
+        return self._restore(image, maps, latent_q)
+
+
+class ConStyleMaxim(ConStyleRestorer):
+    """ConStyle + the MAXIM U-Net (MLP), paper size by default: ``model(image) -> restored image``.
+
+    Keyword arguments mirror the authors' ``ConStyleMaxim`` (see :mod:`irconstyle.models.official`). Inputs of
+    any size are reflect-padded to a multiple of ``size_multiple`` (64 by default: the 16×16 / 8×8 block and
+    grid partitions down to the 1/8 bottleneck) and cropped back.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: int = 32,
+        bottleneck_blocks: int = 2,
+        bias: bool = False,
+        leaky_slope: float = 0.2,
+        multi_axis_mlp: bool = True,
+        high_res_levels: int = 2,
+        block_size_high_res: Sequence[int] = (16, 16),
+        block_size_low_res: Sequence[int] = (8, 8),
+        grid_size_high_res: Sequence[int] = (16, 16),
+        grid_size_low_res: Sequence[int] = (8, 8),
+        block_mlp_factor: int = 2,
+        grid_mlp_factor: int = 2,
+        input_projection_factor: int = 2,
+        channel_reduction: int = 4,
+        out_channels: int = 3,
+        dropout: float = 0.0,
+        contrastive: bool = False,
+        constyle_options: dict[str, Any] | None = None,
+    ) -> None:
+        if features < 4 or features % 4:
+            raise ValueError(f"features must be a positive multiple of 4 (pixel-unshuffle), got {features}")
+        partitioning, options = _configure(
+            out_channels=out_channels,
+            bias=bias,
+            leaky_slope=leaky_slope,
+            multi_axis_mlp=multi_axis_mlp,
+            high_res_levels=high_res_levels,
+            block_size_high_res=block_size_high_res,
+            block_size_low_res=block_size_low_res,
+            grid_size_high_res=grid_size_high_res,
+            grid_size_low_res=grid_size_low_res,
+            block_mlp_factor=block_mlp_factor,
+            grid_mlp_factor=grid_mlp_factor,
+            input_projection_factor=input_projection_factor,
+            channel_reduction=channel_reduction,
+            dropout=dropout,
+        )
+        body = ConStyleMaximBody(
+            features=features, bottleneck_blocks=bottleneck_blocks, partitioning=partitioning, options=options
+        )
+        super().__init__(body, contrastive=contrastive, constyle_options=constyle_options)
+        self.size_multiple = body.size_multiple
+
+
+class Maxim(_MaximUNet):
+    """The Origin MAXIM-1S baseline (spec 3.6): ``model(image) -> restored image``.
+
+    Widths f, 2f, 4f (strided 4×4 conv down, 2×2 transposed conv up), two bottleneck blocks at 4f, cross-gating
+    blocks as wide as their level. Keyword arguments mirror the authors' ``Maxim``; ``depth`` and
+    ``input_scales`` (their ``num_supervision_scales``) are fixed at 3 by the published code. Inputs of any
+    size are reflect-padded to a multiple of ``size_multiple`` (64 by default) and cropped back.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: int = 32,
+        depth: int = LEVELS,
+        bias: bool = True,
+        input_scales: int = LEVELS,
+        leaky_slope: float = 0.2,
+        multi_axis_mlp: bool = True,
+        high_res_levels: int = 2,
+        block_size_high_res: Sequence[int] = (16, 16),
+        block_size_low_res: Sequence[int] = (8, 8),
+        grid_size_high_res: Sequence[int] = (16, 16),
+        grid_size_low_res: Sequence[int] = (8, 8),
+        block_mlp_factor: int = 2,
+        grid_mlp_factor: int = 2,
+        input_projection_factor: int = 2,
+        channel_reduction: int = 4,
+        out_channels: int = 3,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if depth != LEVELS or input_scales != LEVELS:
+            raise ValueError(
+                f"MAXIM-1S is defined for depth={LEVELS} and input_scales={LEVELS} (as published), "
+                f"got depth={depth}, input_scales={input_scales}"
+            )
+        partitioning, options = _configure(
+            out_channels=out_channels,
+            bias=bias,
+            leaky_slope=leaky_slope,
+            multi_axis_mlp=multi_axis_mlp,
+            high_res_levels=high_res_levels,
+            block_size_high_res=block_size_high_res,
+            block_size_low_res=block_size_low_res,
+            grid_size_high_res=grid_size_high_res,
+            grid_size_low_res=grid_size_low_res,
+            block_mlp_factor=block_mlp_factor,
+            grid_mlp_factor=grid_mlp_factor,
+            input_projection_factor=input_projection_factor,
+            channel_reduction=channel_reduction,
+            dropout=dropout,
+        )
+        self.size_multiple = partitioning.size_multiple
+        widths = (features, 2 * features, 4 * features)
+        gated_y = (widths[1], widths[2], widths[2])  # width of the gating signal entering each level's CGB
+
+        self.input_convs = nn.ModuleList(nn.Conv2d(3, width, 3, padding=1, bias=bias) for width in widths)
+        self.encoders = nn.ModuleList(
+            LevelBlock(in_factor * features, width, **partitioning.level(level), options=options)
+            for level, (in_factor, width) in enumerate(zip((2, 3, 6), widths, strict=True))
+        )
+        self.downsamples = nn.ModuleList(nn.Conv2d(width, width, 4, stride=2, padding=1) for width in widths)
+        self.bottleneck = nn.Sequential(
+            *(BottleneckBlock(widths[2], **partitioning.bottleneck, options=options) for _ in range(2))
+        )
+        self.gating_inputs = nn.ModuleList(
+            nn.ModuleList(
+                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
+                for source in range(LEVELS)
+            )
+            for level in range(LEVELS)
+        )
+        self.cross_gating = nn.ModuleList(
+            CrossGatingBlock(
+                3 * widths[level],
+                widths[level],
+                y_channels=gated_y[level],
+                **partitioning.level(level),
+                bias=bias,
+                dropout=dropout,
+            )
+            for level in range(LEVELS)
+        )
+        self.decoder_inputs = nn.ModuleList(
+            nn.ModuleList(
+                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
+                for source in range(LEVELS)
+            )
+            for level in range(LEVELS)
+        )
+        self.upsamples = nn.ModuleList(
+            nn.ConvTranspose2d(gated_y[level], widths[level], 2, stride=2, bias=bias) for level in range(LEVELS)
+        )
+        self.decoders = nn.ModuleList(
+            LevelBlock(4 * width, width, **partitioning.level(level), options=options, unused_downsample=True)
+            for level, width in enumerate(widths)
+        )
+        self.output = nn.Conv2d(features, 3, 3, padding=1, bias=bias)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        self._check(image)
+        padded, (height, width) = pad_to_multiple(image, self.size_multiple)
+        return self._restore(padded, None, None)[..., :height, :width]

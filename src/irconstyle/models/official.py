@@ -64,6 +64,69 @@ _NAFBLOCK_KEY_RULES = [
     (r"\.gamma$", ".ffn_scale"),
 ]
 
+# MAXIM (models/maxim.py). Inside every block: multi-axis gMLPs, channel attention, cross gating.
+_MAXIM_BLOCK_KEY_RULES = [
+    (r"(cross_gating(?:\.\d)?)\.ConvTranspose_0\.", r"\1.upsample_y."),
+    (r"(cross_gating(?:\.\d)?)\.Conv_0\.", r"\1.proj_x."),
+    (r"(cross_gating(?:\.\d)?)\.Conv_1\.", r"\1.proj_y."),
+    (r"\.channel_attention\.Conv_0\.", ".attention.squeeze."),
+    (r"\.channel_attention\.Conv_1\.", ".attention.excite."),
+    (r"^((?:body\.)?(?:en|de)coders\.\d)\.Conv_0\.", r"\1.input_proj."),
+    (r"\.channel_attention_block_1_?(\d)\.", r".channel_attention.\1."),
+    (r"\.channel_mixing\.Dense_0\.", ".fc1."),
+    (r"\.channel_mixing\.Dense_1\.", ".fc2."),
+    (r"\.SplitHeadMultiAxisGmlpLayer_(\d)\.", r".multi_axis.\1."),
+    (r"\.GridGmlpLayer\.", ".grid."),
+    (r"\.BlockGmlpLayer\.", ".block."),
+    (r"\.(?:Grid|Block)GatingUnit\.intermediate_layernorm\.", ".gate_norm."),
+    (r"\.(?:Grid|Block)GatingUnit\.Dense_0\.", ".token_mix."),
+    (r"\.SplitHeadMultiAxisGating_(x|y)\.", r".gate_\1."),
+    (r"\.(gate_[xy])\.Dense_0\.", r".\1.grid_mix."),
+    (r"\.(gate_[xy])\.Dense_1\.", r".\1.block_mix."),
+    (r"\.LayerNorm_(x|y)\.", r".norm_\1."),
+    (r"\.LayerNorm(?:_in)?\.", ".norm."),
+    (r"\.in_project_(x|y)\.", r".in_\1."),
+    (r"\.out_project_(x|y)\.", r".out_\1."),
+    (r"\.in_project\.", ".expand."),
+    (r"\.out_project\.", ".project."),
+    (r"\.gamma$", ".weight"),
+    (r"\.beta$", ".bias"),
+]
+
+
+def _maxim_resample_rules(prefix: str) -> list[tuple[str, str]]:
+    """``UpSampleRatio_k``: the 18 resizes into the cross-gating blocks (k < 9) and the decoders (k >= 9).
+
+    Cross gating runs at levels 2, 1, 0 (0 = full resolution) and takes the encoder outputs of levels 0, 1, 2
+    in that order; each decoder level takes the gated skips of levels 2, 1, 0.
+    """
+    rules = []
+    for position, level in enumerate((2, 1, 0)):
+        for target, sources, first in (("gating_inputs", (0, 1, 2), 0), ("decoder_inputs", (2, 1, 0), 9)):
+            for order, source in enumerate(sources):
+                index = first + 3 * position + order
+                rules.append((rf"^UpSampleRatio_{index}\.Conv_0\.", f"{prefix}{target}.{level}.{source}.proj."))
+    return rules
+
+
+# MAXIM's shared constructor keywords (ConStyleMaxim and the Origin Maxim).
+_MAXIM_KEYWORDS = {
+    "features": "features",
+    "lrelu_slope": "leaky_slope",
+    "use_global_mlp": "multi_axis_mlp",
+    "high_res_stages": "high_res_levels",
+    "block_size_hr": "block_size_high_res",
+    "block_size_lr": "block_size_low_res",
+    "grid_size_hr": "grid_size_high_res",
+    "grid_size_lr": "grid_size_low_res",
+    "block_gmlp_factor": "block_mlp_factor",
+    "grid_gmlp_factor": "grid_mlp_factor",
+    "input_proj_factor": "input_projection_factor",
+    "channels_reduction": "channel_reduction",
+    "num_outputs": "out_channels",
+    "dropout_rate": "dropout",
+}
+
 ARCHITECTURES: dict[str, OfficialArchitecture] = {
     # The authors' ``img_channel`` is left out: their ConStyle encoder and output conv are RGB-only anyway.
     "ConStyleNAFNet": OfficialArchitecture(
@@ -84,8 +147,32 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
     ),
     "ConStyleMaxim": OfficialArchitecture(
         name="constyle_maxim",
-        keywords={**_CONSTYLE_KEYWORDS},
-        key_rules=[*_CONSTYLE_KEY_RULES],
+        keywords={**_CONSTYLE_KEYWORDS, **_MAXIM_KEYWORDS, "bias": "bias", "bottom_blk_num": "bottleneck_blocks"},
+        key_rules=[
+            *_CONSTYLE_KEY_RULES,
+            (r"^stage_input_conv_(\d)\.", r"body.input_convs.\1."),
+            (r"^AffineTransform(\d)\.", r"body.feature_adapters.\1."),
+            (r"^Process_Module_l1\.", "body.encoders.0."),
+            (r"^Process_Module_l2\.", "body.encoders.1."),
+            (r"^Process_Module_l3\.", "body.encoders.2."),
+            (r"^DC1\.down\.", "body.downsamples.0."),
+            (r"^DC2\.down\.", "body.downsamples.1."),
+            (r"^DC3\.down\.", "body.downsamples.2."),
+            (r"^Process_Module_bottom\.", "body.bottleneck."),
+            (r"^mlp\.0\.", "body.latent_projection."),
+            (r"^local_fusion\.", "body.latent_fusion."),
+            *_maxim_resample_rules("body."),
+            (r"^cross_gating_block_(\d)\.", r"body.cross_gating.\1."),
+            (r"^UC1\.up\.", "body.upsamples.0."),
+            (r"^UC2\.up\.", "body.upsamples.1."),
+            (r"^UC3\.up\.", "body.upsamples.2."),
+            (r"^Process_Module_r1\.UNetEncoderBlock_0\.", "body.decoders.0."),
+            (r"^Process_Module_r2\.UNetEncoderBlock_0\.", "body.decoders.1."),
+            (r"^Process_Module_r3\.UNetEncoderBlock_0\.", "body.decoders.2."),
+            (r"^Finetune_Module\.0\.", "body.output."),
+            (r"\.cross_gating_block\.", ".unused_cross_gating."),
+            *_MAXIM_BLOCK_KEY_RULES,
+        ],
     ),
     "NAFNet": OfficialArchitecture(
         name="nafnet",
@@ -106,7 +193,29 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
         ],
     ),
     "Restormer": OfficialArchitecture(name="restormer", keywords={}),
-    "Maxim": OfficialArchitecture(name="maxim", keywords={}),
+    "Maxim": OfficialArchitecture(
+        name="maxim",
+        keywords={
+            **_MAXIM_KEYWORDS,
+            "depth": "depth",
+            "use_bias": "bias",
+            "num_supervision_scales": "input_scales",
+        },
+        key_rules=[
+            (r"^stage_0_input_conv_(\d)\.", r"input_convs.\1."),
+            (r"^stage_0_encoder_block_(\d)\.Conv_1\.", r"downsamples.\1."),
+            (r"^stage_0_encoder_block_(\d)\.", r"encoders.\1."),
+            (r"^stage_0_global_block_(\d)\.", r"bottleneck.\1."),
+            *_maxim_resample_rules(""),
+            (r"^stage_0_cross_gating_block_(\d)\.", r"cross_gating.\1."),
+            (r"^stage_0_decoder_block_(\d)\.ConvTranspose_0\.", r"upsamples.\1."),
+            (r"^stage_0_decoder_block_(\d)\.UNetEncoderBlock_0\.Conv_1\.", r"decoders.\1.unused_downsample."),
+            (r"^stage_0_decoder_block_(\d)\.UNetEncoderBlock_0\.", r"decoders.\1."),
+            (r"^stage_0_output_conv_0\.", "output."),
+            (r"\.cross_gating_block\.", ".unused_cross_gating."),
+            *_MAXIM_BLOCK_KEY_RULES,
+        ],
+    ),
 }
 
 # Keys of the training layout that an inference-built model (no momentum encoder, no queue) does not hold.
