@@ -1,0 +1,520 @@
+"""Training and test data: paired folders, clean folders degraded on the fly, and the benchmark layouts.
+
+Every sample is a pure function of (seed, epoch, index): crops, flips and degradations draw from
+``numpy.random.default_rng([seed, epoch, index])``, never from global random state, so a resumed run sees
+exactly the samples it would have seen, whichever worker process builds them. The epoch is the one last
+given to ``set_epoch`` (a DataLoader with persistent workers keeps the copy each worker received).
+
+Samples are dicts ``{"lq": 3×H×W float32, "gt": 3×H×W float32, "name": str}`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from irconstyle.data.degradations import Level, apply_degradation, degrade, sample_parameters, synthetic_depth
+from irconstyle.data.io import (
+    IMAGE_EXTENSIONS,
+    float_to_image,
+    image_to_float,
+    image_to_tensor,
+    read_image,
+    write_image,
+)
+
+
+class DatasetError(ValueError):
+    """A dataset folder or pairing problem; the message names the folder or files."""
+
+
+# --- finding and pairing files ----------------------------------------------------------------------
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """Image files in a folder (sorted; hidden files skipped); an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such folder")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    images = sorted(
+        path for path in candidates
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.name.startswith(".")
+    )
+    if not images:
+        raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}){' in any subfolder' * recursive}")
+    return images
+
+
+@dataclass(frozen=True)
+class PairingRule:
+    """How degraded (LQ) and clean (GT) files are matched: by a key taken from each file's stem.
+
+    Each pattern must match the whole stem; the key is its group ``key`` (or group 1). Many LQ files may
+    share one GT (RESIDE OTS, Rain14000); two GT files with the same key are an error.
+    """
+
+    lq_pattern: str = r"(?P<key>.+)"
+    gt_pattern: str = r"(?P<key>.+)"
+
+    def key(self, path: Path, side: str) -> str | None:
+        match = re.fullmatch(self.lq_pattern if side == "lq" else self.gt_pattern, path.stem)
+        if match is None:
+            return None
+        return match.group("key") if "key" in match.re.groupindex else match.group(1)
+
+
+SAME_STEM = PairingRule()
+"""``rain-001.png`` pairs with ``rain-001.png``: the usual input/target layout."""
+
+ID_BEFORE_UNDERSCORE = PairingRule(lq_pattern=r"(?P<key>[^_]+)_.*")
+"""``0001_0.8_0.2.jpg`` (and ``1_7.jpg``) pair with ``0001.png`` (``1.jpg``): RESIDE OTS/SOTS, Rain14000."""
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """A degraded image and its clean target."""
+
+    lq: Path
+    gt: Path
+
+
+def _name_files(paths: Sequence[Path], limit: int = 5) -> str:
+    shown = ", ".join(str(path) for path in paths[:limit])
+    return shown + (f" (and {len(paths) - limit} more)" if len(paths) > limit else "")
+
+
+def pair_folders(
+    lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, rule: PairingRule = SAME_STEM
+) -> list[ImagePair]:
+    """Pair every image in ``lq_dir`` with one in ``gt_dir`` by ``rule``; unmatched files are an error."""
+    lq_files, gt_files = list_images(lq_dir), list_images(gt_dir)
+    gt_by_key: dict[str, Path] = {}
+    for path in gt_files:
+        key = rule.key(path, "gt")
+        if key is None:
+            raise DatasetError(f"{path}: name does not match the clean-image pattern {rule.gt_pattern!r}")
+        if key in gt_by_key:
+            raise DatasetError(f"{gt_by_key[key]} and {path} both have the pairing key {key!r}")
+        gt_by_key[key] = path
+    pairs, unmatched, used = [], [], set()
+    for path in lq_files:
+        key = rule.key(path, "lq")
+        if key is None or key not in gt_by_key:
+            unmatched.append(path)
+            continue
+        used.add(key)
+        pairs.append(ImagePair(path, gt_by_key[key]))
+    if unmatched:
+        raise DatasetError(f"no clean image in {gt_dir} for: {_name_files(unmatched)}")
+    orphans = [path for key, path in gt_by_key.items() if key not in used]
+    if orphans:
+        raise DatasetError(f"no degraded image in {lq_dir} for: {_name_files(orphans)}")
+    return pairs
+
+
+def _gopro_large_pairs(root: Path) -> list[ImagePair]:
+    """GOPRO_Large as distributed: <split>/<sequence>/{blur,sharp}/<frame>.png (root = the split folder)."""
+    sequences = sorted(path for path in root.iterdir() if (path / "blur").is_dir() and (path / "sharp").is_dir())
+    if not sequences:
+        raise DatasetError(f"{root}: neither input/ + target/ nor <sequence>/blur + <sequence>/sharp folders")
+    return [pair for sequence in sequences for pair in pair_folders(sequence / "blur", sequence / "sharp")]
+
+
+@dataclass(frozen=True)
+class BenchmarkLayout:
+    """Where a public dataset keeps its images, relative to the root the user points at."""
+
+    description: str
+    lq: str | None = None  # None: clean-only dataset (degraded on the fly)
+    gt: str = ""
+    rule: PairingRule = SAME_STEM
+    recursive: bool = False
+
+
+_INPUT_TARGET = {"lq": "input", "gt": "target"}
+BENCHMARKS: dict[str, BenchmarkLayout] = {
+    "rain13k": BenchmarkLayout("Rain13K training set (input/, target/)", **_INPUT_TARGET),
+    "rain14000": BenchmarkLayout(
+        "Rain14000 / DDN-Data: rainy_image/<id>_<k>.jpg, ground_truth/<id>.jpg (14 rainy per clean)",
+        lq="rainy_image", gt="ground_truth", rule=ID_BEFORE_UNDERSCORE,
+    ),
+    "rain100h": BenchmarkLayout("Rain100H test set (input/, target/)", **_INPUT_TARGET),
+    "rain100l": BenchmarkLayout("Rain100L test set (input/, target/)", **_INPUT_TARGET),
+    "ots": BenchmarkLayout(
+        "RESIDE OTS: hazy/<id>_<A>_<beta>.jpg, clear/<id>.jpg (many hazy per clean)",
+        lq="hazy", gt="clear", rule=ID_BEFORE_UNDERSCORE,
+    ),
+    "sots-outdoor": BenchmarkLayout(
+        "RESIDE SOTS outdoor: hazy/<id>_<A>_<beta>.jpg, gt/<id>.png", lq="hazy", gt="gt", rule=ID_BEFORE_UNDERSCORE,
+    ),
+    "gopro": BenchmarkLayout("GoPro (input/, target/; or GOPRO_Large <seq>/blur, <seq>/sharp)", **_INPUT_TARGET),
+    "hide": BenchmarkLayout("HIDE test set (input/, target/)", **_INPUT_TARGET),
+    "realblur-j": BenchmarkLayout("RealBlur-J test set (input/, target/)", **_INPUT_TARGET),
+    "realblur-r": BenchmarkLayout("RealBlur-R test set (input/, target/)", **_INPUT_TARGET),
+    "dfwb": BenchmarkLayout("DIV2K + Flickr2K + WED + BSD400 clean images, any subfolders", recursive=True),
+    "cbsd68": BenchmarkLayout("CBSD68 clean images (68 PNG)"),
+    "urban100": BenchmarkLayout("Urban100 clean images (100 PNG)"),
+    "kodak24": BenchmarkLayout("Kodak24 clean images (24 PNG)"),
+    "mcmaster": BenchmarkLayout("McMaster clean images (18 PNG/TIF)"),
+}
+"""Benchmark name -> folder layout (see docs/datasets.md for the downloads)."""
+
+
+def _layout(name: str) -> BenchmarkLayout:
+    try:
+        return BENCHMARKS[name.lower()]
+    except KeyError:
+        raise DatasetError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
+
+
+def benchmark_pairs(name: str, root: str | os.PathLike) -> list[ImagePair]:
+    """The (degraded, clean) pairs of a paired benchmark stored under ``root`` in its standard layout."""
+    layout, root = _layout(name), Path(root)
+    if layout.lq is None:
+        raise DatasetError(f"{name} has clean images only; use benchmark_images and a DegradedImageDataset")
+    if name.lower() == "gopro" and not (root / layout.lq).is_dir() and root.is_dir():
+        return _gopro_large_pairs(root)
+    return pair_folders(root / layout.lq, root / layout.gt, layout.rule)
+
+
+def benchmark_images(name: str, root: str | os.PathLike) -> list[Path]:
+    """The clean images of a clean-only benchmark (DFWB, CBSD68, Urban100, …) under ``root``."""
+    layout = _layout(name)
+    if layout.lq is not None:
+        raise DatasetError(f"{name} is a paired benchmark; use benchmark_pairs")
+    return list_images(Path(root) / layout.gt, recursive=layout.recursive)
+
+
+# --- the datasets -------------------------------------------------------------------------------------
+
+
+def dihedral(image: np.ndarray, transform: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an H×W×C array: rotate by 90°·(transform mod 4), then mirror
+    left-right when transform >= 4. Transform 0 is the identity."""
+    if not 0 <= transform < 8:
+        raise ValueError(f"dihedral transform must be in 0..7, got {transform}")
+    image = np.rot90(image, transform % 4)
+    return image[:, ::-1] if transform >= 4 else image
+
+
+class _SeededImageDataset(Dataset):
+    """Shared machinery: per-sample generators, epochs, random windows, decoding with optional cache."""
+
+    def __init__(self, *, patch_size: int | None, augment: bool, seed: int, cache: bool) -> None:
+        if patch_size is not None and patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1 or None (whole images), got {patch_size}")
+        self.patch_size, self.augment, self.seed = patch_size, augment, seed
+        self.epoch = 0
+        self._cache: dict[Path, np.ndarray] | None = {} if cache else None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the next samples' randomness for ``epoch``."""
+        self.epoch = epoch
+
+    def _resolve(self, index: int) -> tuple[int, np.random.Generator]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        index %= len(self)
+        return index, np.random.default_rng([self.seed, self.epoch, index])
+
+    def _read(self, path: Path) -> np.ndarray:
+        if self._cache is None:
+            return read_image(path)
+        if path not in self._cache:
+            self._cache[path] = read_image(path)
+        return self._cache[path]
+
+    def _window(self, shape: tuple[int, ...], margin: int, rng: np.random.Generator, path: Path):
+        """A random patch window grown by up to ``margin`` context pixels on each side (as far as the image
+        allows); returns the (row, column) slices and the margin actually used."""
+        height, width = shape[:2]
+        if self.patch_size is None:
+            return (slice(0, height), slice(0, width)), 0
+        if height < self.patch_size or width < self.patch_size:
+            raise DatasetError(f"{path}: image {width}×{height} is smaller than the {self.patch_size} px patch")
+        margin = max(0, min(margin, (height - self.patch_size) // 2, (width - self.patch_size) // 2))
+        size = self.patch_size + 2 * margin
+        top = int(rng.integers(height - size + 1))
+        left = int(rng.integers(width - size + 1))
+        return (slice(top, top + size), slice(left, left + size)), margin
+
+    def _transform(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(8)) if self.augment else 0
+
+
+class PairedImageDataset(_SeededImageDataset):
+    """Degraded/clean pairs (see :func:`pair_folders`, :func:`benchmark_pairs`), with aligned random
+    crops and the 8 dihedral augmentations when training.
+
+    ``center_crop_gt`` trims a larger clean image to its degraded image's size (RESIDE SOTS indoor's
+    clean images carry a 10 px border the hazy ones lack); any other size mismatch is an error.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[ImagePair],
+        *,
+        patch_size: int | None = None,
+        augment: bool = False,
+        seed: int = 0,
+        cache: bool = False,
+        center_crop_gt: bool = False,
+    ) -> None:
+        super().__init__(patch_size=patch_size, augment=augment, seed=seed, cache=cache)
+        if not pairs:
+            raise DatasetError("no image pairs given")
+        self.pairs = list(pairs)
+        self.center_crop_gt = center_crop_gt
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _aligned(self, lq: np.ndarray, gt: np.ndarray, pair: ImagePair) -> np.ndarray:
+        if lq.shape == gt.shape:
+            return gt
+        (lq_h, lq_w), (gt_h, gt_w) = lq.shape[:2], gt.shape[:2]
+        if self.center_crop_gt and gt_h >= lq_h and gt_w >= lq_w:
+            top, left = (gt_h - lq_h) // 2, (gt_w - lq_w) // 2
+            return gt[top : top + lq_h, left : left + lq_w]
+        raise DatasetError(f"size mismatch: {pair.lq} is {lq_w}×{lq_h} but {pair.gt} is {gt_w}×{gt_h}")
+
+    def verify(self) -> None:
+        """Check every pair's sizes from the file headers (fast: no decoding); one error lists all."""
+        problems = []
+        for pair in self.pairs:
+            with Image.open(pair.lq) as lq, Image.open(pair.gt) as gt:
+                lq_size, gt_size = lq.size, gt.size
+            crop_ok = self.center_crop_gt and gt_size[0] >= lq_size[0] and gt_size[1] >= lq_size[1]
+            if lq_size != gt_size and not crop_ok:
+                problems.append(f"{pair.lq} {lq_size[0]}×{lq_size[1]} vs {pair.gt} {gt_size[0]}×{gt_size[1]}")
+        if problems:
+            raise DatasetError(f"{len(problems)} size mismatch(es): " + "; ".join(problems[:5]))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index, rng = self._resolve(index)
+        pair = self.pairs[index]
+        lq = self._read(pair.lq)
+        gt = self._aligned(lq, self._read(pair.gt), pair)
+        window, _ = self._window(lq.shape, 0, rng, pair.lq)
+        transform = self._transform(rng)
+        return {
+            "lq": image_to_tensor(dihedral(lq[window], transform)),
+            "gt": image_to_tensor(dihedral(gt[window], transform)),
+            "name": pair.lq.stem,
+        }
+
+
+class DegradedImageDataset(_SeededImageDataset):
+    """Clean images degraded on the fly for ``task`` at ``level`` (a name, a list of names, or explicit
+    parameters with fixed values, ranges or lists; see :mod:`irconstyle.data.degradations`), drawn afresh
+    for every sample, e.g. the denoising σ per patch.
+
+    Order per sample: crop (with ``context`` extra pixels around the patch where the image allows, so blur
+    at the patch border sees real neighbours), flip/rotate, degrade, cut the context away. Augmenting
+    before degrading keeps rain falling downwards. For dehazing the synthetic depth prior is computed on
+    the whole photo (at 256 px) and cropped with the patch, so a patch keeps its place in the scene.
+    Denoising inputs are not clipped (as in the benchmarks).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[str | os.PathLike],
+        task: str,
+        level: Level = "medium",
+        *,
+        patch_size: int | None = None,
+        augment: bool = False,
+        seed: int = 0,
+        cache: bool = False,
+        context: int = 32,
+    ) -> None:
+        super().__init__(patch_size=patch_size, augment=augment, seed=seed, cache=cache)
+        if not images:
+            raise DatasetError("no clean images given")
+        sample_parameters(task, level, 0)  # fail now, not in a worker, on a bad task, level or parameter
+        self.images = [Path(path) for path in images]
+        self.task, self.level, self.context = task, level, context
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _depth(self, image: np.ndarray, window: tuple[slice, slice], rng: np.random.Generator) -> np.ndarray:
+        """The synthetic depth prior of the whole photo, cut to ``window`` at full resolution."""
+        height, width = image.shape[:2]
+        scale = min(1.0, 256 / max(height, width))
+        preview = image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+        small = Image.fromarray(preview).resize((max(1, round(width * scale)), max(1, round(height * scale))))
+        depth = Image.fromarray(synthetic_depth(image_to_float(np.asarray(small)), rng))
+        rows, cols = window
+        box = (cols.start * scale, rows.start * scale, cols.stop * scale, rows.stop * scale)
+        size = (cols.stop - cols.start, rows.stop - rows.start)
+        return np.asarray(depth.resize(size, Image.Resampling.BILINEAR, box=box), dtype=np.float32)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index, rng = self._resolve(index)
+        path = self.images[index]
+        image = self._read(path)
+        window, margin = self._window(image.shape, self.context, rng, path)
+        transform = self._transform(rng)
+        clean = np.ascontiguousarray(dihedral(image_to_float(image[window]), transform))
+        parameters = sample_parameters(self.task, self.level, rng)
+        depth = None
+        if self.task == "dehaze":
+            depth = dihedral(self._depth(image, window, rng), transform) * parameters["max_depth"]
+        degraded = apply_degradation(clean, self.task, parameters, rng, depth=depth)
+        inner = (slice(margin, clean.shape[0] - margin), slice(margin, clean.shape[1] - margin))
+        return {
+            "lq": image_to_tensor(degraded[inner]),
+            "gt": image_to_tensor(clean[inner]),
+            "name": path.stem,
+        }
+
+
+# --- writing a synthetic paired dataset --------------------------------------------------------------
+
+
+def degrade_folder(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    task: str,
+    level: Level = "medium",
+    *,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Callable[[int, int, Path], None] | None = None,
+) -> dict[str, Any]:
+    """Degrade every image of ``in_dir`` into a paired dataset: ``out_dir/lq/<stem>.png`` (degraded),
+    ``out_dir/gt/<stem>.png`` (the clean image as decoded: orientation applied, lossless, same bit depth)
+    and ``out_dir/degradations.json`` (task, level, seed and each image's drawn parameters).
+
+    Each image's randomness depends on (seed, file stem) only, so adding files changes no other pair.
+    The result reads back with ``paired(lq_dir=out_dir/"lq", gt_dir=out_dir/"gt")``. Written files are
+    clipped and quantised; train denoisers on the fly (:class:`DegradedImageDataset`) for the unclipped
+    noise of the benchmarks. ``progress(done, total, path)`` is called after each image.
+    """
+    images = list_images(in_dir)
+    sample_parameters(task, level, 0)  # a bad task, level or parameter fails before anything is written
+    by_stem: dict[str, Path] = {}
+    for path in images:
+        if path.stem in by_stem:
+            raise DatasetError(f"{by_stem[path.stem]} and {path} would both be written as {path.stem}.png")
+        by_stem[path.stem] = path
+    out_dir = Path(out_dir)
+    lq_dir, gt_dir = out_dir / "lq", out_dir / "gt"
+    for folder in (lq_dir, gt_dir):
+        if not overwrite and folder.is_dir() and any(folder.iterdir()):
+            raise DatasetError(f"{folder} is not empty; choose another output folder or allow overwriting")
+    records = {}
+    for done, path in enumerate(images, start=1):
+        pixels = read_image(path)
+        rng = np.random.default_rng([seed, zlib.crc32(path.stem.encode())])
+        result = degrade(image_to_float(pixels), task, level, rng)
+        bit_depth = 16 if pixels.dtype == np.uint16 else 8
+        write_image(lq_dir / f"{path.stem}.png", float_to_image(result.image, bit_depth))
+        write_image(gt_dir / f"{path.stem}.png", pixels)
+        records[path.stem] = {"source": path.name, **result.parameters}
+        if progress is not None:
+            progress(done, len(images), path)
+    manifest = {"task": task, "level": level, "seed": seed, "images": records}
+    (out_dir / "degradations.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+# --- by name, for configs ------------------------------------------------------------------------------
+
+_PAIRINGS = {"same_stem": SAME_STEM, "id_before_underscore": ID_BEFORE_UNDERSCORE}
+
+
+def paired(
+    *,
+    lq_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    pairing: str = "same_stem",
+    patch_size: int | None = None,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = False,
+    center_crop_gt: bool = False,
+) -> PairedImageDataset:
+    """Degraded/clean folders paired by ``pairing``: ``same_stem`` or ``id_before_underscore``."""
+    if pairing not in _PAIRINGS:
+        raise DatasetError(f"unknown pairing {pairing!r}; choose one of {', '.join(_PAIRINGS)}")
+    return PairedImageDataset(
+        pair_folders(lq_dir, gt_dir, _PAIRINGS[pairing]),
+        patch_size=patch_size, augment=augment, seed=seed, cache=cache, center_crop_gt=center_crop_gt,
+    )
+
+
+def paired_benchmark(
+    *,
+    benchmark: str,
+    root: str | os.PathLike,
+    patch_size: int | None = None,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = False,
+    center_crop_gt: bool = False,
+) -> PairedImageDataset:
+    """A paired public benchmark (``rain13k``, ``rain100h``, ``ots``, ``gopro``, …) in its standard layout."""
+    return PairedImageDataset(
+        benchmark_pairs(benchmark, root),
+        patch_size=patch_size, augment=augment, seed=seed, cache=cache, center_crop_gt=center_crop_gt,
+    )
+
+
+def degraded(
+    *,
+    clean_dirs: str | os.PathLike | Sequence[str | os.PathLike],
+    task: str,
+    level: Level = "medium",
+    patch_size: int | None = None,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = False,
+    context: int = 32,
+) -> DegradedImageDataset:
+    """Clean images from one or more folders (subfolders included), degraded on the fly."""
+    folders = [clean_dirs] if isinstance(clean_dirs, (str, os.PathLike)) else list(clean_dirs)
+    images = [path for folder in folders for path in list_images(folder, recursive=True)]
+    return DegradedImageDataset(
+        images, task, level, patch_size=patch_size, augment=augment, seed=seed, cache=cache, context=context
+    )
+
+
+def degraded_benchmark(
+    *,
+    benchmark: str,
+    root: str | os.PathLike,
+    task: str,
+    level: Level = "medium",
+    patch_size: int | None = None,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = False,
+    context: int = 32,
+) -> DegradedImageDataset:
+    """A clean-only public set (``dfwb``, ``cbsd68``, ``urban100``, …) degraded on the fly."""
+    return DegradedImageDataset(
+        benchmark_images(benchmark, root), task, level,
+        patch_size=patch_size, augment=augment, seed=seed, cache=cache, context=context,
+    )
+
+
+DATASETS = {
+    "paired": paired,
+    "paired_benchmark": paired_benchmark,
+    "degraded": degraded,
+    "degraded_benchmark": degraded_benchmark,
+}
+"""Names a training config's ``data.train.dataset`` / ``data.val.dataset`` can use -> keyword factories."""
