@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io as bytes_io
+import os
 import struct
 import warnings
 import zlib
@@ -27,6 +28,10 @@ def test_lossless_8bit_round_trip(tmp_path: Path, suffix: str) -> None:
     pixels = io.read_image(path)
     assert pixels.dtype == np.uint8
     np.testing.assert_array_equal(pixels, RGB8)
+    assert [entry.name for entry in tmp_path.iterdir()] == [path.name]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # a normal file, readable as the umask allows
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".webp"])

@@ -13,8 +13,8 @@ PNGs are decoded and encoded here (zlib and numpy), 16-bit colour TIFFs go throu
 from __future__ import annotations
 
 import os
+import secrets
 import struct
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -85,8 +85,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, jpeg_quality: int
     if high_bit and suffix not in (".png", ".tif", ".tiff"):
         raise ValueError(f"{path}: {suffix} cannot store 16-bit pixels; write .png or .tif, or convert to uint8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(handle)
+    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{suffix}")  # usual permissions, unlike mkstemp
     try:
         if high_bit and suffix == ".png":
             Path(temporary).write_bytes(_encode_png16(image))
