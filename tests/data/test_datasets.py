@@ -268,3 +268,18 @@ def test_degrade_folder_writes_a_paired_dataset(tmp_path: Path) -> None:
     _write(tmp_path / "clash", ["x.png", "x.jpg"])
     with pytest.raises(ds.DatasetError, match=r"would both be written as x\.png"):
         ds.degrade_folder(tmp_path / "clash", tmp_path / "out3", "denoise")
+
+
+def test_augmentation_defaults_on_for_patches_off_for_whole_images(tmp_path: Path) -> None:
+    pairs = ds.pair_folders(*_paired_folders(tmp_path, ["a.png"]))
+    assert ds.PairedImageDataset(pairs, patch_size=8).augment
+    assert not ds.PairedImageDataset(pairs, patch_size=8, augment=False).augment
+    whole = ds.PairedImageDataset(pairs)
+    assert not whole.augment
+    assert torch.equal(whole[0]["gt"], image_to_tensor(read_image(pairs[0].gt)))
+    flipped = ds.PairedImageDataset(pairs, augment=True)
+    shapes = set()
+    for epoch in range(12):
+        flipped.set_epoch(epoch)
+        shapes.add(tuple(flipped[0]["gt"].shape))
+    assert shapes == {(3, 40, 48), (3, 48, 40)}  # rotated views of the whole image appear

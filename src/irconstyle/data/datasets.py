@@ -5,7 +5,9 @@ Every sample is a pure function of (seed, epoch, index): crops, flips and degrad
 exactly the samples it would have seen, whichever worker process builds them. The epoch is the one last
 given to ``set_epoch`` (a DataLoader with persistent workers keeps the copy each worker received).
 
-Samples are dicts ``{"lq": 3×H×W float32, "gt": 3×H×W float32, "name": str}`` in [0, 1].
+Samples are dicts ``{"lq": 3×H×W float32, "gt": 3×H×W float32, "name": str}`` in [0, 1]. With a
+``patch_size`` (training) the 8 flips/rotations are on unless ``augment=False``; whole images (validation,
+testing) are left as they are unless ``augment=True``.
 """
 
 from __future__ import annotations
@@ -211,10 +213,11 @@ def dihedral(image: np.ndarray, transform: int) -> np.ndarray:
 class _SeededImageDataset(Dataset):
     """Shared machinery: per-sample generators, epochs, random windows, decoding with optional cache."""
 
-    def __init__(self, *, patch_size: int | None, augment: bool, seed: int, cache: bool) -> None:
+    def __init__(self, *, patch_size: int | None, augment: bool | None, seed: int, cache: bool) -> None:
         if patch_size is not None and patch_size < 1:
             raise ValueError(f"patch_size must be >= 1 or None (whole images), got {patch_size}")
-        self.patch_size, self.augment, self.seed = patch_size, augment, seed
+        self.patch_size, self.seed = patch_size, seed
+        self.augment = patch_size is not None if augment is None else augment
         self.epoch = 0
         self._cache: dict[Path, np.ndarray] | None = {} if cache else None
 
@@ -266,7 +269,7 @@ class PairedImageDataset(_SeededImageDataset):
         pairs: Sequence[ImagePair],
         *,
         patch_size: int | None = None,
-        augment: bool = False,
+        augment: bool | None = None,
         seed: int = 0,
         cache: bool = False,
         center_crop_gt: bool = False,
@@ -334,7 +337,7 @@ class DegradedImageDataset(_SeededImageDataset):
         level: Level = "medium",
         *,
         patch_size: int | None = None,
-        augment: bool = False,
+        augment: bool | None = None,
         seed: int = 0,
         cache: bool = False,
         context: int = 32,
@@ -442,7 +445,7 @@ def paired(
     gt_dir: str | os.PathLike,
     pairing: str = "same_stem",
     patch_size: int | None = None,
-    augment: bool = False,
+    augment: bool | None = None,
     seed: int = 0,
     cache: bool = False,
     center_crop_gt: bool = False,
@@ -461,7 +464,7 @@ def paired_benchmark(
     benchmark: str,
     root: str | os.PathLike,
     patch_size: int | None = None,
-    augment: bool = False,
+    augment: bool | None = None,
     seed: int = 0,
     cache: bool = False,
     center_crop_gt: bool = False,
@@ -479,7 +482,7 @@ def degraded(
     task: str,
     level: Level = "medium",
     patch_size: int | None = None,
-    augment: bool = False,
+    augment: bool | None = None,
     seed: int = 0,
     cache: bool = False,
     context: int = 32,
@@ -499,7 +502,7 @@ def degraded_benchmark(
     task: str,
     level: Level = "medium",
     patch_size: int | None = None,
-    augment: bool = False,
+    augment: bool | None = None,
     seed: int = 0,
     cache: bool = False,
     context: int = 32,
