@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+from torch import nn
+
+from irconstyle.cli import main
+from irconstyle.data.io import write_image
+from irconstyle.evaluation import evaluate, parse_degradation
+from irconstyle.metrics import get_protocol, psnr
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+@pytest.fixture
+def folders(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        clean = rng.integers(30, 220, (40, 48, 3), dtype=np.uint8)
+        write_image(tmp_path / "gt" / f"{name}.png", clean)
+        noisy = np.clip(clean + rng.normal(0, 10, clean.shape), 0, 255).round().astype(np.uint8)
+        write_image(tmp_path / "lq" / f"{name}.png", noisy)
+    return tmp_path
+
+
+def test_identity_model_scores_what_the_input_scores(folders):
+    report = evaluate(Identity(), gt_dir=folders / "gt", lq_dir=folders / "lq")
+    for score in report.scores:
+        assert score.psnr_rgb == pytest.approx(score.input_psnr_rgb)
+    assert report.mean()["psnr_rgb"] == pytest.approx(np.mean([s.psnr_rgb for s in report.scores]))
+    assert 25 < report.mean()["psnr_rgb"] < 32
+
+
+def test_noise_protocol_uses_its_own_seeded_noise(folders):
+    protocol = get_protocol("cbsd68-sigma25")
+    report = evaluate(Identity(), gt_dir=folders / "gt", protocol=protocol)
+    assert report.description == protocol.describe()
+    assert report.mean()["psnr_rgb"] == pytest.approx(20.5, abs=0.6)  # 20·log10(255/25) ≈ 20.2, clipped a little
+    again = evaluate(Identity(), gt_dir=folders / "gt", protocol=protocol)
+    assert again.scores == report.scores
+
+
+def test_exactly_one_input_source_is_required(folders):
+    with pytest.raises(ValueError, match="exactly one"):
+        evaluate(Identity(), gt_dir=folders / "gt")
+    with pytest.raises(ValueError, match="exactly one"):
+        evaluate(Identity(), gt_dir=folders / "gt", lq_dir=folders / "lq", degradation=("denoise", "low"))
+
+
+def test_parse_degradation():
+    assert parse_degradation("denoise:25") == ("denoise", {"sigma": 25.0})
+    assert parse_degradation("derain:high") == ("derain", "high")
+    with pytest.raises(ValueError, match="TASK:LEVEL"):
+        parse_degradation("denoise")
+    with pytest.raises(ValueError, match="only for denoise"):
+        parse_degradation("dehaze:3")
+
+
+def test_cli_eval_writes_csv_and_prints_the_protocol(folders, tmp_path, capsys):
+    from irconstyle import build_model, save_checkpoint
+
+    model_path = tmp_path / "m.safetensors"
+    save_checkpoint(build_model("constyle_nafnet", width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1,
+                                decoder_blocks=[1, 1, 1]), model_path)
+    status = main(["eval", "--model", str(model_path), "--gt", str(folders / "gt"), "--degrade", "denoise:15",
+                   "--csv", str(tmp_path / "s.csv")])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "protocol:" in out and "mean of 2" in out
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[0].startswith("name,psnr_rgb") and rows[-1].startswith("mean,") and len(rows) == 4
+    assert main(["eval", "--model", str(model_path), "--gt", str(tmp_path / "missing"), "--degrade", "denoise:15"]) == 2
+
+
+def test_scores_round_restored_images_to_uint8(folders):
+    class Offset(nn.Module):
+        def forward(self, x):
+            return x + 0.4 / 255  # rounds back to the input: no gain from sub-quantum changes
+
+    a = evaluate(Offset(), gt_dir=folders / "gt", lq_dir=folders / "lq")
+    b = evaluate(Identity(), gt_dir=folders / "gt", lq_dir=folders / "lq")
+    assert [s.psnr_rgb for s in a.scores] == [s.psnr_rgb for s in b.scores]
+    assert psnr(np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 1, np.uint8)) == pytest.approx(48.13, abs=0.01)
