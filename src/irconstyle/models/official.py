@@ -64,6 +64,24 @@ _NAFBLOCK_KEY_RULES = [
     (r"\.gamma$", ".ffn_scale"),
 ]
 
+# Inside every Restormer TransformerBlock (models/restormer.py).
+_RESTORMER_BLOCK_KEY_RULES = [
+    (r"\.(norm\d)\.body\.", r".\1."),
+    (r"\.attn\.qkv_dwconv\.", ".attention.qkv_depthwise."),
+    (r"\.attn\.", ".attention."),
+    (r"\.ffn\.dwconv\.", ".feedforward.depthwise."),
+    (r"\.ffn\.", ".feedforward."),
+]
+# Restormer's block-stack keywords, shared by the Origin Restormer and ConStyleRestormer.
+_RESTORMER_KEYWORDS = {
+    "dim": "width",
+    "num_refinement_blocks": "refinement_blocks",
+    "heads": "heads",
+    "ffn_expansion_factor": "ffn_expansion",
+    "bias": "bias",
+    "LayerNorm_type": "layer_norm",
+}
+
 # MAXIM (models/maxim.py). Inside every block: multi-axis gMLPs, channel attention, cross gating.
 _MAXIM_BLOCK_KEY_RULES = [
     (r"(cross_gating(?:\.\d)?)\.ConvTranspose_0\.", r"\1.upsample_y."),
@@ -140,10 +158,17 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
         },
         key_rules=[*_CONSTYLE_KEY_RULES, *_CONSTYLE_UNET_KEY_RULES, *_NAFBLOCK_KEY_RULES],
     ),
+    # ``inp_channels`` / ``out_channels`` are left out: the ConStyle encoder and the image residual are RGB-only.
     "ConStyleRestormer": OfficialArchitecture(
         name="constyle_restormer",
-        keywords={**_CONSTYLE_KEYWORDS},
-        key_rules=[*_CONSTYLE_KEY_RULES],
+        keywords={
+            **_CONSTYLE_KEYWORDS,
+            **_RESTORMER_KEYWORDS,
+            "left_blk_num": "encoder_blocks",
+            "bottom_blk_num": "bottleneck_blocks",
+            "right_blk_num": "decoder_blocks",
+        },
+        key_rules=[*_CONSTYLE_KEY_RULES, *_CONSTYLE_UNET_KEY_RULES, *_RESTORMER_BLOCK_KEY_RULES],
     ),
     "ConStyleMaxim": OfficialArchitecture(
         name="constyle_maxim",
@@ -192,7 +217,27 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
             *_NAFBLOCK_KEY_RULES,
         ],
     ),
-    "Restormer": OfficialArchitecture(name="restormer", keywords={}),
+    "Restormer": OfficialArchitecture(
+        name="restormer",
+        keywords={
+            **_RESTORMER_KEYWORDS,
+            "inp_channels": "in_channels",
+            "out_channels": "out_channels",
+            "num_blocks": "level_blocks",
+            "dual_pixel_task": "dual_pixel",
+        },
+        key_rules=[
+            (r"^patch_embed\.proj\.", "stem."),
+            (r"^encoder_level(\d)\.", r"encoder\1."),
+            (r"^down(\d)_\d\.body\.0\.", r"down\1.conv."),
+            (r"^latent\.", "bottleneck."),
+            (r"^up(\d)_(\d)\.body\.0\.", r"up\2.conv."),
+            (r"^reduce_chan_level(\d)\.", r"merge\1."),
+            (r"^decoder_level(\d)\.", r"decoder\1."),
+            (r"^skip_conv\.", "dual_pixel_skip."),
+            *_RESTORMER_BLOCK_KEY_RULES,
+        ],
+    ),
     "Maxim": OfficialArchitecture(
         name="maxim",
         keywords={

@@ -49,7 +49,8 @@ class ConStyleUNet(nn.Module):
     ``adapter_activation`` is the activation after each feature adapter's 1×1 conv: ``"leaky_relu"`` (0.1) in
     the NAFNet/MAXIM variants, ``"prelu"`` (one slope per channel) in the Restormer variant. ``channels_last``
     runs the body in channels-last memory format (faster for convolutional blocks on CPU); the result is
-    returned in the ordinary contiguous format either way.
+    returned in the ordinary contiguous format either way. ``fusion_output_bias`` gives the latent-fusion
+    1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``).
     Spatial sizes must be multiples of 8, and the features must be at 1/2, 1/4 and 1/8 of the image size.
     """
 
@@ -69,6 +70,7 @@ class ConStyleUNet(nn.Module):
         feature_channels: Sequence[int] = (32, 64, 128),
         image_channels: int = 3,
         channels_last: bool = False,
+        fusion_output_bias: bool = False,
     ) -> None:
         super().__init__()
         if len(encoder_blocks) != 3 or len(decoder_blocks) != 3 or len(feature_channels) != 3:
@@ -96,7 +98,7 @@ class ConStyleUNet(nn.Module):
 
         self.bottleneck = make_blocks(4 * c, bottleneck_blocks, "bottleneck")
         self.latent_projection = nn.Linear(latent_dim, 4 * c)
-        self.latent_fusion = nn.Conv2d(8 * c, 3 * c, 1, bias=False)
+        self.latent_fusion = nn.Conv2d(8 * c, 3 * c, 1, bias=fusion_output_bias)
 
         self.up3 = _up(3 * c)
         self.merge3 = nn.Conv2d(6 * c, 4 * c, 1, bias=False)
@@ -109,7 +111,7 @@ class ConStyleUNet(nn.Module):
         self.decoder1 = make_blocks(2 * c, decoder_blocks[0], "decoder1")
 
         self.refinement = make_blocks(2 * c, refinement_blocks, "refinement")
-        self.output = nn.Conv2d(2 * c, image_channels, 3, padding=1, bias=False)
+        self.output = nn.Conv2d(2 * c, image_channels, 3, padding=1, bias=fusion_output_bias)
 
     def forward(
         self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
