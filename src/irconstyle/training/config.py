@@ -1,0 +1,467 @@
+"""Training configuration: YAML validated into typed, frozen dataclasses.
+
+Every key is checked: an unknown key is an error naming it and the keys allowed at that place, a value of
+the wrong type is an error naming the key, the expected type and what was given, and all problems of a file
+are reported together in one :class:`ConfigError`. The model's and the datasets' own keyword options are
+checked against the signatures of the classes they are passed to.
+
+Numbers written as ``3e-4`` (which YAML 1.1 reads as text) are accepted where a number is expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+METRICS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
+
+
+class ConfigError(ValueError):
+    """The training configuration is invalid; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class ConStyleSection:
+    """Options of the ConStyle contrastive module (spec 2.2); published values by default."""
+
+    queue_size: int = 65760
+    momentum: float = 0.999
+    temperature: float = 0.07
+    normalize_latents: bool = False
+    enqueue: Literal["query", "key"] = "query"
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """``name`` as in :func:`irconstyle.list_models`; ``options`` are :func:`irconstyle.build_model` keywords."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    constyle: ConStyleSection = field(default_factory=ConStyleSection)
+
+
+@dataclass(frozen=True)
+class TrainDataSection:
+    """The training set: a factory of :data:`irconstyle.data.datasets.DATASETS` and its keyword options.
+
+    The trainer passes ``patch_size``, ``augment`` (the 8 flips/rotations) and the run's seed itself.
+    """
+
+    dataset: str
+    options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 16
+    patch_size: int = 128
+    augment: bool = True
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class ValDataSection:
+    """The validation set (never the test set), restored whole, one image at a time."""
+
+    dataset: str
+    options: dict[str, Any] = field(default_factory=dict)
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class DataSection:
+    train: TrainDataSection
+    val: ValDataSection | None = None
+
+
+@dataclass(frozen=True)
+class OptimizerSection:
+    """AdamW (spec 4.1)."""
+
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    """CosineAnnealingRestartCyclicLR (spec 4.1) with an optional linear warm-up (0: none, as published)."""
+
+    periods: tuple[int, ...] = (243312, 460320)
+    restart_weights: tuple[float, ...] = (1.0, 1.0)
+    eta_mins: tuple[float, ...] = (3e-4, 1e-6)
+    warmup_iters: int = 0
+
+
+@dataclass(frozen=True)
+class LossSection:
+    """Pixel loss and the weights of the three ConStyle losses (all 1 in the published recipe)."""
+
+    pixel: Literal["l1", "charbonnier", "psnr"] = "l1"
+    pixel_weight: float = 1.0
+    infonce_weight: float = 1.0
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    style_margin: float | None = None
+
+
+@dataclass(frozen=True)
+class EMASection:
+    """Weight EMA; ``buffers: false`` is the published parameters-only average (spec quirk 4)."""
+
+    decay: float = 0.999
+    buffers: bool = True
+
+
+@dataclass(frozen=True)
+class MixupSection:
+    """Mixup of (degraded, clean) pairs within a batch; off in the published recipe."""
+
+    enabled: bool = False
+    beta: float = 1.2
+    use_identity: bool = True
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """The optimisation recipe.
+
+    ``constyle_iters``: the ConStyle losses are used while ``iteration <= constyle_iters``; after that the
+    encoder is frozen (``null``: never). ``freeze: eval`` removes the encoder from the optimiser and puts it
+    in eval mode (our fix, spec quirk 5); ``freeze: published`` only stops its gradients and keeps it in
+    train mode (batch statistics, momentum update and enqueue keep running), as the authors' code does.
+    """
+
+    total_iters: int = 703632
+    constyle_iters: int | None = None
+    freeze: Literal["eval", "published"] = "eval"
+    grad_clip: float | None = None
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    losses: LossSection = field(default_factory=LossSection)
+    ema: EMASection = field(default_factory=EMASection)
+    mixup: MixupSection = field(default_factory=MixupSection)
+
+
+@dataclass(frozen=True)
+class ValidationSection:
+    """Validate the EMA model every ``every`` iterations; keep the best checkpoint by ``metric``."""
+
+    every: int = 5000
+    metric: Literal["psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"] = "psnr_y"
+    samples: int = 3
+
+
+@dataclass(frozen=True)
+class CheckpointSection:
+    every: int = 5000
+    keep_last: int = 3
+
+
+@dataclass(frozen=True)
+class LogSection:
+    every: int = 100
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    name: str
+    model: ModelSection
+    data: DataSection
+    train: TrainSection = field(default_factory=TrainSection)
+    val: ValidationSection = field(default_factory=ValidationSection)
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    log: LogSection = field(default_factory=LogSection)
+    seed: int = 10
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists for tuples), as written to ``config.yaml`` and stored in checkpoints."""
+        return _plain(dataclasses.asdict(self))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainingConfig:
+    """Read a YAML file, apply ``key.path=value`` overrides (values in YAML syntax) and validate it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return config_from_dict(apply_overrides(raw, overrides), source=str(path))
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with each ``a.b.c=value`` set (the value parsed as YAML, so ``1e-4``, ``[1, 2]``)."""
+    result = _plain(dict(raw))
+    for override in overrides:
+        key, separator, text = override.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"--set {override!r}: expected key.path=value, e.g. train.total_iters=1000")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--set {override!r}: the value is not valid YAML ({error})") from None
+        parts = key.strip().split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"--set {override!r}: {where} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def config_from_dict(raw: Mapping[str, Any], *, source: str = "config") -> TrainingConfig:
+    problems: list[str] = []
+    config = _build(TrainingConfig, raw, "", problems)
+    if not problems:
+        _check_semantics(config, problems)
+    if problems:
+        listed = "\n  ".join(problems)
+        raise ConfigError(f"{source}: {len(problems)} problem{'s' * (len(problems) > 1)}:\n  {listed}")
+    return config
+
+
+def save_config(config: TrainingConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Typed construction
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where or 'config'}: expected a section (mapping), got {_describe(raw)}")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"{_join(where, str(key))}: unknown key{hint}; allowed here: {', '.join(fields)}"
+            )
+    values = {}
+    for name, spec in fields.items():
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], _join(where, name), problems)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            problems.append(f"{_join(where, name)}: required key is missing")
+    try:
+        return cls(**values)
+    except TypeError:
+        return None
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _convert(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, problems)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where, problems)
+    if origin is Literal:
+        if value not in args:
+            problems.append(f"{where}: expected one of {', '.join(map(repr, args))}, got {_describe(value)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{where}: expected a list, got {_describe(value)}")
+            return value
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{i}]", problems) for i, v in enumerate(value))
+        if len(value) != len(args):
+            problems.append(f"{where}: expected a list of {len(args)} values, got {len(value)}")
+            return tuple(value)
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_convert(a, v, f"{where}[{i}]", problems) for i, (a, v) in pairs)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            problems.append(f"{where}: expected a mapping, got {_describe(value)}")
+            return {}
+        return _plain(dict(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{where}: expected true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        number = _number(value)
+        if number is None or isinstance(value, bool) or number != int(number):
+            problems.append(f"{where}: expected an integer, got {_describe(value)}")
+            return value
+        return int(number)
+    if hint is float:
+        number = _number(value)
+        if number is None or isinstance(value, bool):
+            problems.append(f"{where}: expected a number, got {_describe(value)}")
+            return value
+        return number
+    if hint is str:
+        if not isinstance(value, str):
+            problems.append(f"{where}: expected text, got {_describe(value)}")
+        return value
+    if hint is Any:
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {where}")  # a bug in this module, not user input
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cross-field checks
+
+
+def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
+    from irconstyle.models.constyle import ConStyleRestorer
+    from irconstyle.models.registry import MODELS
+
+    def positive(value: float | None, where: str, allow_zero: bool = False) -> None:
+        if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+            problems.append(f"{where}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+    train = config.train
+    positive(train.total_iters, "train.total_iters")
+    positive(train.constyle_iters, "train.constyle_iters", allow_zero=True)
+    positive(train.grad_clip, "train.grad_clip")
+    positive(train.optimizer.lr, "train.optimizer.lr")
+    positive(train.optimizer.weight_decay, "train.optimizer.weight_decay", allow_zero=True)
+    schedule = train.schedule
+    if not len(schedule.periods) == len(schedule.eta_mins) == len(schedule.restart_weights):
+        problems.append(
+            "train.schedule: periods, eta_mins and restart_weights need the same length, got "
+            f"{len(schedule.periods)}, {len(schedule.eta_mins)} and {len(schedule.restart_weights)}"
+        )
+    for i, period in enumerate(schedule.periods):
+        positive(period, f"train.schedule.periods[{i}]")
+    positive(schedule.warmup_iters, "train.schedule.warmup_iters", allow_zero=True)
+    if not 0.0 <= train.ema.decay < 1.0:
+        problems.append(f"train.ema.decay: must be in [0, 1), got {train.ema.decay}")
+    positive(train.mixup.beta, "train.mixup.beta")
+    for name in ("pixel_weight", "infonce_weight", "content_weight", "style_weight"):
+        positive(getattr(train.losses, name), f"train.losses.{name}", allow_zero=True)
+    positive(train.losses.style_margin, "train.losses.style_margin")
+    positive(config.data.train.batch_size, "data.train.batch_size")
+    positive(config.data.train.patch_size, "data.train.patch_size")
+    positive(config.data.train.num_workers, "data.train.num_workers", allow_zero=True)
+    positive(config.val.every, "val.every")
+    positive(config.val.samples, "val.samples", allow_zero=True)
+    positive(config.checkpoint.every, "checkpoint.every")
+    positive(config.checkpoint.keep_last, "checkpoint.keep_last")
+    positive(config.log.every, "log.every")
+    positive(config.threads, "threads")
+    positive(config.model.constyle.queue_size, "model.constyle.queue_size")
+    positive(config.model.constyle.temperature, "model.constyle.temperature")
+    if not 0.0 <= config.model.constyle.momentum <= 1.0:
+        problems.append(f"model.constyle.momentum: must be in [0, 1], got {config.model.constyle.momentum}")
+
+    entry = MODELS.get(config.model.name)
+    if entry is None:
+        problems.append(f"model.name: unknown model {config.model.name!r}; available: {', '.join(sorted(MODELS))}")
+    else:
+        reserved = ("contrastive", "constyle_options")
+        for key in reserved:
+            if key in config.model.options:
+                problems.append(f"model.options.{key}: set by the trainer; use the model.constyle section instead")
+        _check_keywords(entry.factory, config.model.options, "model.options", problems, ignore=reserved)
+        is_constyle = isinstance(entry.factory, type) and issubclass(entry.factory, ConStyleRestorer)
+        if not is_constyle and config.train.constyle_iters is not None:
+            problems.append(
+                f"train.constyle_iters: {config.model.name!r} is an Origin model without ConStyle; remove the key"
+            )
+
+    from irconstyle.training.data import TRAIN_MANAGED_KEYWORDS, VAL_MANAGED_KEYWORDS, dataset_registry
+
+    registry = dataset_registry()
+    for section, where in ((config.data.train, "data.train"), (config.data.val, "data.val")):
+        if section is None:
+            continue
+        dataset_class = registry.get(section.dataset)
+        if dataset_class is None:
+            problems.append(
+                f"{where}.dataset: unknown dataset {section.dataset!r}; available: {', '.join(sorted(registry))}"
+            )
+            continue
+        managed = TRAIN_MANAGED_KEYWORDS if section is config.data.train else VAL_MANAGED_KEYWORDS
+        for key in managed:
+            if key in section.options:
+                problems.append(f"{where}.options.{key}: set by the trainer from the config; remove it here")
+        _check_keywords(dataset_class, section.options, f"{where}.options", problems, ignore=managed)
+
+
+def _check_keywords(
+    target: Any, options: Mapping[str, Any], where: str, problems: list[str], *, ignore: Sequence[str] = ()
+) -> None:
+    """Options must be keyword parameters of ``target`` (unless it takes ``**kwargs``)."""
+    parameters = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    allowed = [
+        name
+        for name, p in parameters.items()
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) and name not in ignore
+    ]
+    for key in options:
+        if key not in allowed and key not in ignore:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{where}.{key}: unknown option{hint}; allowed: {', '.join(allowed)}")
+    required = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        and name not in ignore
+    ]
+    for name in required:
+        if name not in options:
+            problems.append(f"{where}.{name}: required option is missing")

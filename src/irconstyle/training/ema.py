@@ -1,0 +1,44 @@
+"""Exponential moving average of a model's weights, the copy that is validated, exported and tested.
+
+Parameters follow ``θ_ema ← decay·θ_ema + (1 − decay)·θ`` after every optimiser step. By default the
+buffers (BatchNorm running statistics, the ConStyle queue and its pointer) are copied from the live model at
+each update, so the EMA model's ConStyle heads normalise with real statistics.
+
+``include_buffers=False`` is the published behaviour (spec 4.1, quirk 4): only parameters are averaged and
+the buffers keep their initial values, so the EMA model's projection-head BatchNorms use identity statistics
+(mean 0, variance 1). Choose it only to reproduce the authors' numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class ModelEMA:
+    """An EMA copy of ``model`` (in eval mode, without gradients); ``update(model)`` after each step."""
+
+    def __init__(self, model: nn.Module, *, decay: float, include_buffers: bool = True) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.include_buffers = include_buffers
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_params = list(self.module.parameters())
+        live_params = [p.detach() for p in model.parameters()]
+        torch._foreach_mul_(ema_params, self.decay)
+        torch._foreach_add_(ema_params, live_params, alpha=1.0 - self.decay)
+        if self.include_buffers:
+            for ema_buffer, live_buffer in zip(self.module.buffers(), model.buffers(), strict=True):
+                ema_buffer.copy_(live_buffer)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state, strict=True)

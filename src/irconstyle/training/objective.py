@@ -1,0 +1,59 @@
+"""The training objective as one module: the model's training forward plus every loss of the recipe.
+
+Putting the losses inside ``forward`` gives DistributedDataParallel a plain ``forward(degraded, clean)`` to
+wrap, so gradients are all-reduced for ConStyle models too (their training forward is not ``model(x)``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from irconstyle.models import losses
+from irconstyle.models.constyle import ConStyleRestorer
+from irconstyle.training.config import LossSection
+
+PIXEL_LOSSES = {"l1": losses.l1_loss, "charbonnier": losses.charbonnier_loss, "psnr": losses.psnr_loss}
+
+
+class TrainingObjective(nn.Module):
+    """``forward(degraded, clean) -> (total loss, {name: unweighted loss})`` for ConStyle or Origin models.
+
+    ConStyle models add InfoNCE, content and style losses while ``use_constyle_losses`` is set (until
+    ``constyle_iters``). Once the encoder is frozen with ``encoder_in_eval`` set, the training forward no
+    longer runs the momentum encoder or the queue: the frozen encoder (in eval mode) encodes the degraded
+    image without gradients and the body restores it, exactly as at inference.
+    """
+
+    def __init__(self, model: nn.Module, weights: LossSection) -> None:
+        super().__init__()
+        self.model = model
+        self.weights = weights
+        self.is_constyle = isinstance(model, ConStyleRestorer)
+        self.use_constyle_losses = self.is_constyle
+        self.encoder_in_eval = False
+
+    def forward(self, degraded: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        weights = self.weights
+        parts: dict[str, torch.Tensor] = {}
+        if not self.is_constyle:
+            restored = self.model(degraded)
+        elif self.encoder_in_eval:
+            with torch.no_grad():
+                encoded = self.model.constyle(degraded)
+            restored = self.model.body(degraded, encoded.latent_q, encoded.features)
+        else:
+            restored, contrast = self.model.forward_train(degraded, clean)
+            if self.use_constyle_losses:
+                encoded = contrast.encoded
+                if weights.infonce_weight:
+                    parts["infonce"] = losses.infonce_loss(contrast.logits)
+                if weights.content_weight:
+                    parts["content"] = losses.content_loss(encoded.latent_q, contrast.key)
+                if weights.style_weight:
+                    parts["style"] = losses.style_loss(
+                        encoded.latent_z, encoded.latent_q, contrast.negatives, margin=weights.style_margin
+                    )
+        parts = {"pixel": PIXEL_LOSSES[weights.pixel](restored, clean), **parts}
+        total = sum(getattr(weights, f"{name}_weight") * value for name, value in parts.items())
+        return total, parts

@@ -1,0 +1,665 @@
+"""The training loop: the joint ConStyle recipe (spec 2.5, 4), resumable to the bit, one process or DDP.
+
+Per iteration ``t`` (1-based): freeze ConStyle once ``t > constyle_iters``; take the next batch of this
+rank's shard; optional mixup; forward and losses; stop on a non-finite loss before anything is updated;
+backward (DDP all-reduces the gradients); optional gradient clipping; AdamW step; scheduler step; EMA
+update. Then, on schedule: log, validate the EMA model (rank 0), save the best, save a checkpoint.
+
+Everything that decides what happens next lives in the checkpoint (weights, EMA, optimiser, scheduler, the
+ConStyle queue and pointer as model buffers, the iteration, every RNG of every rank, the freeze flag and the
+best score), and the data order is a pure function of ``(seed, epoch)``, with per-sample randomness a
+function of ``(seed, epoch, index)``. A run killed at any point and resumed from its last checkpoint
+therefore retraces the uninterrupted run exactly (bitwise in a single CPU process).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from irconstyle.models.constyle import ConStyleRestorer
+from irconstyle.models.registry import build_model
+from irconstyle.training import checkpointing
+from irconstyle.training.config import ConfigError, TrainingConfig, save_config
+from irconstyle.training.distributed import (
+    DistributedContext,
+    ShardedEpochSampler,
+    all_reduce_mean,
+    barrier,
+    batches_per_epoch,
+    epoch_seed,
+    gather_objects,
+    init_distributed,
+)
+from irconstyle.training.ema import ModelEMA
+from irconstyle.training.objective import TrainingObjective
+from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR
+
+logger = logging.getLogger("irconstyle.training")
+
+# Settings that may change between a run and its resumption; any other difference is an error.
+RESUMABLE_CHANGES = ("name", "train.total_iters", "val.every", "val.samples", "checkpoint.", "log.", "device",
+                     "threads", "data.train.num_workers", "data.val.num_workers")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss (or gradient norm) became NaN or infinite; training stopped before updating the weights."""
+
+
+@dataclass(frozen=True)
+class BestRecord:
+    metric: str
+    value: float
+    iteration: int
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """How a run ended and where its files are."""
+
+    iteration: int
+    status: Literal["completed", "interrupted"]
+    output_dir: Path
+    last_checkpoint: Path | None
+    best: BestRecord | None
+    final_weights: Path | None
+
+
+class Trainer:
+    """Trains one model from a :class:`TrainingConfig`; :meth:`run` does the whole job.
+
+    ``resume`` is ``None`` (fresh run: the output folder must hold no checkpoints), ``"auto"`` (continue
+    from the newest checkpoint in the output folder, or start fresh when there is none) or a checkpoint path.
+    ``progress`` shows a tqdm bar (rank 0 only). Messages go to the ``irconstyle.training`` logger and to
+    ``train.log`` in the output folder; TensorBoard files go to ``tensorboard/``.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        *,
+        output_dir: str | Path,
+        resume: str | Path | None = None,
+        progress: bool = True,
+        context: DistributedContext | None = None,
+    ) -> None:
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        self.resume = resume
+        self.progress = progress
+        self.context = context
+        self._stop_signal: int | None = None
+
+    # -----------------------------------------------------------------------------------------------------
+    # Setup
+
+    def run(self) -> TrainingResult:
+        context = self.context or init_distributed(self.config.device)
+        self.context = context
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        file_handler = self._start_logging()
+        previous_handlers = self._install_signal_handlers()
+        writer = None
+        try:
+            self._setup()
+            writer = self._open_tensorboard()
+            return self._train(writer)
+        finally:
+            if writer is not None:
+                writer.close()
+            self._restore_signal_handlers(previous_handlers)
+            if file_handler is not None:
+                logger.removeHandler(file_handler)
+                file_handler.close()
+
+    def _start_logging(self) -> logging.Handler | None:
+        if not self.context.is_main:
+            return None
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.output_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        return handler
+
+    def _setup(self) -> None:
+        config, context = self.config, self.context
+        resume_state = self._find_resume_state()
+        _seed_everything(config.seed)
+
+        model = self._build_model()
+        self.model = model.to(context.device)
+        self.is_constyle = isinstance(model, ConStyleRestorer)
+        self.objective = TrainingObjective(self.model, config.train.losses)
+        self.train_set, self.val_set = self._build_datasets()
+        self.batches_per_epoch = batches_per_epoch(
+            len(self.train_set), batch_size=config.data.train.batch_size, world_size=context.world_size
+        )
+
+        self.optimizer = self._build_optimizer()
+        schedule = config.train.schedule
+        self.scheduler = CosineAnnealingRestartCyclicLR(
+            self.optimizer,
+            periods=schedule.periods,
+            restart_weights=schedule.restart_weights,
+            eta_mins=schedule.eta_mins,
+            warmup_iters=schedule.warmup_iters,
+        )
+        ema = config.train.ema
+        self.ema = ModelEMA(self.model, decay=ema.decay, include_buffers=ema.buffers) if context.is_main else None
+        # Mixup draws from its own generators so that nothing else shifts its random stream.
+        self.mixup_random = random.Random(config.seed + 1000 * context.rank)
+        self.mixup_generator = torch.Generator().manual_seed(config.seed + 1000 * context.rank + 1)
+        self.frozen = False
+        self.best: BestRecord | None = None
+        self.iteration = 0
+        if resume_state is not None:
+            self._load_state(resume_state)
+        else:
+            logger.info("starting a new run in %s", self.output_dir)
+        if context.is_main:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            checkpointing.remove_stale_temporaries(self.checkpoint_dir)
+            save_config(config, self.output_dir / "config.yaml")
+        self._wrap_for_distributed()
+
+    def _find_resume_state(self) -> dict[str, Any] | None:
+        existing = checkpointing.latest_checkpoint(self.checkpoint_dir)
+        if self.resume is None:
+            if existing is not None:
+                raise checkpointing.TrainingCheckpointError(
+                    f"{self.output_dir} already holds checkpoints (newest: {existing.name}); continue the run "
+                    "with --resume auto, or choose another --output folder"
+                )
+            return None
+        if self.resume == "auto":
+            if existing is None:
+                logger.info("--resume auto: no checkpoint in %s yet, starting from scratch", self.checkpoint_dir)
+                return None
+            path = existing
+        else:
+            path = Path(self.resume)
+        state = checkpointing.load_training_checkpoint(path)
+        logger.info("resuming from %s (iteration %d)", path, state["iteration"])
+        self._check_resumable(state, path)
+        return state
+
+    def _check_resumable(self, state: dict[str, Any], path: Path) -> None:
+        saved, current = _flatten(state["config"]), _flatten(self.config.to_dict())
+        changed = sorted(
+            key
+            for key in set(saved) | set(current)
+            if saved.get(key) != current.get(key) and not any(_matches(key, p) for p in RESUMABLE_CHANGES)
+        )
+        if changed:
+            details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
+            raise checkpointing.TrainingCheckpointError(
+                f"{path}: the config differs from the one the checkpoint was trained with ({details}); "
+                "resume with the same settings or start a new run in another --output folder"
+            )
+        if state["world_size"] != self.context.world_size:
+            raise checkpointing.TrainingCheckpointError(
+                f"{path}: written by a run with {state['world_size']} process(es), resumed with "
+                f"{self.context.world_size}; resume with the same number of processes to continue the exact "
+                "data order and random streams"
+            )
+        if state["iteration"] > self.config.train.total_iters:
+            raise checkpointing.TrainingCheckpointError(
+                f"{path}: is at iteration {state['iteration']}, past train.total_iters = "
+                f"{self.config.train.total_iters}"
+            )
+
+    def _build_model(self) -> nn.Module:
+        config = self.config
+        kwargs = dict(config.model.options)
+        from irconstyle.models.registry import MODELS
+
+        factory = MODELS[config.model.name].factory
+        if isinstance(factory, type) and issubclass(factory, ConStyleRestorer):
+            constyle = config.model.constyle
+            needed = config.data.train.batch_size * self.context.world_size
+            if constyle.queue_size < needed:
+                raise ConfigError(
+                    f"model.constyle.queue_size ({constyle.queue_size}) must hold at least one global batch "
+                    f"(batch_size × processes = {needed})"
+                )
+            kwargs.update(
+                contrastive=True,
+                constyle_options={
+                    "queue_size": constyle.queue_size,
+                    "momentum": constyle.momentum,
+                    "temperature": constyle.temperature,
+                    "normalize_latents": constyle.normalize_latents,
+                    "enqueue": constyle.enqueue,
+                },
+            )
+        model = build_model(config.model.name, **kwargs)
+        multiple = getattr(model, "size_multiple", 1)
+        if config.data.train.patch_size % multiple:
+            raise ConfigError(
+                f"data.train.patch_size ({config.data.train.patch_size}) must be a multiple of {multiple} "
+                f"for {config.model.name}"
+            )
+        return model
+
+    def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
+        from irconstyle.training.data import build_train_dataset, build_val_dataset
+
+        train = build_train_dataset(self.config)
+        val = build_val_dataset(self.config) if self.config.data.val is not None else None
+        return train, val
+
+    def _encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.constyle.encoder.parameters()) if self.is_constyle else []
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over every trainable parameter: group 0 the body, group 1 the ConStyle query encoder."""
+        encoder_ids = {id(p) for p in self._encoder_parameters()}
+        body = [p for p in self.model.parameters() if p.requires_grad and id(p) not in encoder_ids]
+        groups = [{"params": body}]
+        if encoder_ids:
+            groups.append({"params": self._encoder_parameters()})
+        options = self.config.train.optimizer
+        return torch.optim.AdamW(
+            groups, lr=options.lr, weight_decay=options.weight_decay, betas=options.betas, eps=options.eps
+        )
+
+    def _wrap_for_distributed(self) -> None:
+        """DDP around the objective; rebuilt at the freeze because the set of trainable parameters changes.
+
+        Buffers are not broadcast at every step: the ConStyle queue is kept identical on all ranks by
+        gathering the enqueued entries, and BatchNorm statistics stay per rank (rank 0's are saved).
+        """
+        self.forward_module: nn.Module = self.objective
+        if self.context.is_distributed:
+            device_ids = [self.context.device.index] if self.context.device.type == "cuda" else None
+            self.forward_module = DistributedDataParallel(
+                self.objective, device_ids=device_ids, broadcast_buffers=False
+            )
+
+    # -----------------------------------------------------------------------------------------------------
+    # Freeze, state, resume
+
+    def _freeze_constyle(self) -> None:
+        """After ``constyle_iters``: drop the ConStyle losses and take the encoder out of the optimiser.
+
+        ``freeze: eval`` (default) also puts the encoder in eval mode and stops running the momentum encoder
+        and queue; ``freeze: published`` keeps them running in train mode as the authors' code does.
+        """
+        self.frozen = True
+        self.model.constyle.requires_grad_(False)
+        encoder_group = self.optimizer.param_groups.pop(1)
+        for parameter in encoder_group["params"]:
+            self.optimizer.state.pop(parameter, None)
+        del self.scheduler.base_lrs[1]
+        self.scheduler._last_lr = self.scheduler._last_lr[:1]
+        self.objective.use_constyle_losses = False
+        self.objective.encoder_in_eval = self.config.train.freeze == "eval"
+        self._set_train_mode()
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.frozen and self.objective.encoder_in_eval:
+            self.model.constyle.eval()
+
+    def _should_freeze(self, iteration: int) -> bool:
+        limit = self.config.train.constyle_iters
+        return self.is_constyle and not self.frozen and limit is not None and iteration > limit
+
+    def _rng_snapshot(self) -> dict[str, Any]:
+        return {
+            "global": checkpointing.capture_rng_state(),
+            "mixup_random": self.mixup_random.getstate(),
+            "mixup_generator": self.mixup_generator.get_state(),
+        }
+
+    def _state(self, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
+        epoch, batch = divmod(self.iteration, self.batches_per_epoch)
+        best = self.best
+        return {
+            "format": checkpointing.CHECKPOINT_FORMAT,
+            "version": checkpointing.CHECKPOINT_VERSION,
+            "iteration": self.iteration,
+            "epoch": epoch,
+            "batch_in_epoch": batch,
+            "batches_per_epoch": self.batches_per_epoch,
+            "world_size": self.context.world_size,
+            "config": self.config.to_dict(),
+            "architecture": self.model.build_config,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "frozen": self.frozen,
+            "best": None if best is None else {"metric": best.metric, "value": best.value, "iteration": best.iteration},
+            "rng": rng_states,
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        if state["batches_per_epoch"] != self.batches_per_epoch:
+            raise checkpointing.TrainingCheckpointError(
+                f"the checkpoint's training set gave {state['batches_per_epoch']} batches per epoch, this one "
+                f"gives {self.batches_per_epoch}: the training data changed; resume with the same data"
+            )
+        self.model.load_state_dict(state["model"], strict=True)
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if state["frozen"]:
+            self._freeze_constyle()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.iteration = state["iteration"]
+        if state["best"] is not None:
+            self.best = BestRecord(**state["best"])
+        rng = state["rng"][self.context.rank]
+        checkpointing.restore_rng_state(rng["global"])
+        self.mixup_random.setstate(rng["mixup_random"])
+        self.mixup_generator.set_state(rng["mixup_generator"])
+
+    def _save_checkpoint(self, *, best: bool = False) -> Path | None:
+        """Collective: every rank contributes its RNG state; rank 0 writes."""
+        rng_states = gather_objects(self._rng_snapshot(), self.context)
+        path = None
+        if self.context.is_main:
+            state = self._state(rng_states)
+            if best:
+                path = self.checkpoint_dir / checkpointing.BEST_NAME
+                checkpointing.atomic_save(state, path)
+                checkpointing.export_inference_weights(self.ema.module, self.output_dir / "model_best.safetensors")
+            else:
+                path = self.checkpoint_dir / checkpointing.periodic_name(self.iteration)
+                checkpointing.atomic_save(state, path)
+                checkpointing.prune_checkpoints(self.checkpoint_dir, self.config.checkpoint.keep_last)
+            logger.info("iteration %d: saved %s", self.iteration, path)
+        barrier(self.context)
+        return path
+
+    # -----------------------------------------------------------------------------------------------------
+    # The loop
+
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """This rank's batches from the current position on, epoch after epoch."""
+        config = self.config.data.train
+        epoch, start_batch = divmod(self.iteration, self.batches_per_epoch)
+        while True:
+            if hasattr(self.train_set, "set_epoch"):
+                self.train_set.set_epoch(epoch)
+            sampler = ShardedEpochSampler(
+                len(self.train_set),
+                batch_size=config.batch_size,
+                seed=self.config.seed,
+                epoch=epoch,
+                rank=self.context.rank,
+                world_size=self.context.world_size,
+                start_batch=start_batch,
+            )
+            loader = DataLoader(
+                self.train_set,
+                batch_size=config.batch_size,
+                sampler=sampler,
+                drop_last=True,
+                num_workers=config.num_workers,
+                worker_init_fn=_worker_ignores_interrupts,
+                generator=torch.Generator().manual_seed(epoch_seed(self.config.seed + 1, epoch)),
+                pin_memory=self.context.device.type == "cuda",
+            )
+            yield from loader
+            epoch, start_batch = epoch + 1, 0
+
+    def _mixup(self, degraded: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With ``use_identity`` half the batches are left alone (as published); otherwise all are mixed."""
+        options = self.config.train.mixup
+        if options.use_identity and self.mixup_random.randint(0, 1) == 1:
+            return degraded, clean
+        lam = self.mixup_random.betavariate(options.beta, options.beta)
+        order = torch.randperm(degraded.shape[0], generator=self.mixup_generator).to(degraded.device)
+        return lam * degraded + (1 - lam) * degraded[order], lam * clean + (1 - lam) * clean[order]
+
+    def _train(self, writer: Any) -> TrainingResult:
+        config, context = self.config, self.context
+        total = config.train.total_iters
+        self._set_train_mode()
+        bar = None
+        if self.progress and context.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=self.iteration, unit="it", dynamic_ncols=True, desc=config.name)
+        meter = _LossMeter()
+        batches = self._batches()
+        last_checkpoint = checkpointing.latest_checkpoint(self.checkpoint_dir) if context.is_main else None
+        last_saved_iteration = self.iteration if self.iteration else None
+        status: Literal["completed", "interrupted"] = "completed"
+        started = time.perf_counter()
+        try:
+            while self.iteration < total:
+                batch = next(batches)
+                self.iteration += 1
+                if self._should_freeze(self.iteration):
+                    self._freeze_constyle()
+                    self._wrap_for_distributed()
+                    logger.info("iteration %d: ConStyle encoder frozen (%s)", self.iteration, config.train.freeze)
+                losses, stop = self._step(batch)
+                meter.add(losses)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({name: f"{value:.4g}" for name, value in losses.items()}, refresh=False)
+                if self.iteration % config.log.every == 0 or self.iteration == total:
+                    self._log(meter.mean(), writer, started)
+                    meter = _LossMeter()
+                validated = self.val_set is not None and (
+                    self.iteration % config.val.every == 0 or self.iteration == total
+                )
+                if validated:
+                    self._validate(writer)
+                if self.iteration % config.checkpoint.every == 0 or self.iteration == total or stop:
+                    last_checkpoint = self._save_checkpoint()
+                    last_saved_iteration = self.iteration
+                if stop:
+                    status = "interrupted"
+                    break
+        except TrainingDivergedError as error:
+            saved = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved"
+            message = f"{error}; training stopped, {saved}"
+            logger.error(message)
+            raise TrainingDivergedError(message) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        final = None
+        if status == "interrupted":
+            signal_name = signal.Signals(self._stop_signal).name if self._stop_signal else "a signal on another rank"
+            logger.info(
+                "stopped by %s at iteration %d; checkpoint %s; continue with --resume auto",
+                signal_name, self.iteration, last_checkpoint,
+            )
+        elif context.is_main:
+            final = self.output_dir / "model_final.safetensors"
+            checkpointing.export_inference_weights(self.ema.module, final)
+            logger.info("finished %d iterations; EMA weights in %s", self.iteration, final)
+        del last_saved_iteration
+        return TrainingResult(
+            iteration=self.iteration,
+            status=status,
+            output_dir=self.output_dir,
+            last_checkpoint=last_checkpoint,
+            best=self.best,
+            final_weights=final,
+        )
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], bool]:
+        """One optimisation step; returns the losses (averaged over ranks) and whether to stop after it."""
+        device = self.context.device
+        degraded = batch["lq"].to(device, non_blocking=True)
+        clean = batch["gt"].to(device, non_blocking=True)
+        if self.config.train.mixup.enabled:
+            degraded, clean = self._mixup(degraded, clean)
+        total, parts = self.forward_module(degraded, clean)
+        names = ["total", *parts]
+        stop_flag = torch.tensor([1.0 if self._stop_signal is not None else 0.0], device=device)
+        summary = torch.cat([torch.stack([total.detach(), *(v.detach() for v in parts.values())]), stop_flag])
+        summary = all_reduce_mean(summary, self.context).tolist()
+        losses = dict(zip(names, summary[:-1], strict=True))
+        if not all(math.isfinite(v) for v in losses.values()):
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
+            raise TrainingDivergedError(
+                f"non-finite loss at iteration {self.iteration} ({shown}); lower train.optimizer.lr, set "
+                "train.grad_clip, or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        clip = self.config.train.grad_clip
+        if clip is not None:
+            parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+            norm = float(torch.nn.utils.clip_grad_norm_(parameters, clip))
+            if not math.isfinite(norm):
+                raise TrainingDivergedError(f"non-finite gradient norm at iteration {self.iteration}")
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return losses, summary[-1] > 0
+
+    def _log(self, losses: dict[str, float], writer: Any, started: float) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+        logger.info("iteration %d/%d lr=%.3g %s", self.iteration, self.config.train.total_iters, lr, shown)
+        if writer is not None:
+            for name, value in losses.items():
+                writer.add_scalar(f"loss/{name}", value, self.iteration)
+            writer.add_scalar("lr", lr, self.iteration)
+
+    # -----------------------------------------------------------------------------------------------------
+    # Validation
+
+    def _validate(self, writer: Any) -> None:
+        """Rank 0 restores the validation set with the EMA model; the best by ``val.metric`` is saved."""
+        is_best = False
+        if self.context.is_main:
+            from irconstyle.training.validation import evaluate
+
+            scores, samples = evaluate(
+                self.ema.module, self.val_set, device=self.context.device, samples=self.config.val.samples,
+                num_workers=self.config.data.val.num_workers,
+            )
+            metric = self.config.val.metric
+            value = scores[metric]
+            is_best = self.best is None or value >= self.best.value
+            if is_best:
+                self.best = BestRecord(metric=metric, value=value, iteration=self.iteration)
+            shown = " ".join(f"{k}={v:.4f}" for k, v in scores.items())
+            logger.info(
+                "iteration %d: validation %s (best %s %.4f at iteration %d)",
+                self.iteration, shown, metric, self.best.value, self.best.iteration,
+            )
+            if writer is not None:
+                for name, value in scores.items():
+                    writer.add_scalar(f"val/{name}", value, self.iteration)
+                for index, image in enumerate(samples):
+                    writer.add_image(f"val/sample_{index}", image, self.iteration)
+        if gather_objects(is_best, self.context)[0]:
+            self._save_checkpoint(best=True)
+
+    def _open_tensorboard(self) -> Any:
+        if not (self.context.is_main and self.config.log.tensorboard):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.warning("TensorBoard is not installed (pip install 'irconstyle[train]'); scalars not written")
+            return None
+        # purge_step drops events a killed run logged after its last checkpoint, so curves do not double up.
+        return SummaryWriter(str(self.output_dir / "tensorboard"), purge_step=self.iteration + 1)
+
+    # -----------------------------------------------------------------------------------------------------
+    # Signals
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGINT / SIGTERM finish the current iteration, save a checkpoint and stop; a second one aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, self._request_stop)
+        self._previous_handlers = previous
+        return previous
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None:
+            self._restore_signal_handlers(self._previous_handlers)
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        logger.info("%s received: saving a checkpoint after this iteration", signal.Signals(signum).name)
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class _LossMeter:
+    """Running means of the losses between two log lines."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, float]) -> None:
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += 1
+
+    def mean(self) -> dict[str, float]:
+        return {name: value / max(self.count, 1) for name, value in self.sums.items()}
+
+
+def _worker_ignores_interrupts(worker_id: int) -> None:
+    """Data workers leave Ctrl-C to the main process, which finishes the iteration and saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    import numpy as np
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _matches(key: str, pattern: str) -> bool:
+    return key.startswith(pattern) if pattern.endswith(".") else key == pattern or key.startswith(pattern + ".")
+
+
+def train(
+    config: TrainingConfig,
+    *,
+    output_dir: str | Path,
+    resume: str | Path | None = None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train ``config`` into ``output_dir`` (see :class:`Trainer`)."""
+    return Trainer(config, output_dir=output_dir, resume=resume, progress=progress).run()

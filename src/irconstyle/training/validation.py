@@ -1,0 +1,44 @@
+"""Validation during training: restore each validation image whole and score it (PSNR/SSIM, RGB and Y)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from irconstyle import metrics
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, dataset: Dataset, *, device: torch.device, samples: int = 0, num_workers: int = 0
+) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Mean ``psnr_rgb``, ``psnr_y``, ``ssim_rgb``, ``ssim_y`` of ``model`` over ``dataset``, and previews.
+
+    ``model`` must be in eval mode and accept any image size (ours pad and crop back). The scores follow the
+    field's conventions (crop border 0, images rounded to 8 bits, see :mod:`irconstyle.metrics`). The first
+    ``samples`` images come back as 3×H×3W previews: degraded | restored | clean.
+    """
+    loader = DataLoader(dataset, batch_size=1, num_workers=num_workers, generator=torch.Generator().manual_seed(0))
+    totals = {"psnr_rgb": 0.0, "psnr_y": 0.0, "ssim_rgb": 0.0, "ssim_y": 0.0}
+    previews = []
+    count = 0
+    for item in loader:
+        degraded = item["lq"].to(device)
+        clean = item["gt"].to(device)
+        restored = _to_8_bits(model(degraded))
+        reference = _to_8_bits(clean)
+        for y_channel, suffix in ((False, "rgb"), (True, "y")):
+            totals[f"psnr_{suffix}"] += float(metrics.psnr(restored, reference, y_channel=y_channel))
+            totals[f"ssim_{suffix}"] += float(metrics.ssim(restored, reference, y_channel=y_channel))
+        if len(previews) < samples:
+            previews.append(torch.cat([degraded.clamp(0.0, 1.0), restored, clean], dim=-1)[0].cpu())
+        count += 1
+    if count == 0:
+        raise ValueError("the validation set is empty")
+    return {name: value / count for name, value in totals.items()}, previews
+
+
+def _to_8_bits(image: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] and round to the 256 levels of a saved 8-bit image, as BasicSR scores."""
+    return torch.round(image.clamp(0.0, 1.0) * 255.0) / 255.0

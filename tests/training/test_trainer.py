@@ -1,0 +1,139 @@
+"""The training loop end to end on tiny models: every architecture, resume, freeze, validation, failures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from training_setup import PHOTOS, TINY_MODELS, tiny_config
+
+from irconstyle import load_model
+from irconstyle.training import Trainer, TrainingCheckpointError, TrainingDivergedError
+from irconstyle.training import objective as objective_module
+from irconstyle.training.checkpointing import load_training_checkpoint, periodic_name
+
+
+@pytest.mark.parametrize("model", sorted(TINY_MODELS))
+def test_each_model_trains_and_exports_a_loadable_model(model, tmp_path):
+    config = tiny_config(model, **{"train.total_iters": 2})
+    result = Trainer(config, output_dir=tmp_path, progress=False).run()
+    assert result.status == "completed" and result.iteration == 2
+    state = load_training_checkpoint(result.last_checkpoint)
+    assert state["iteration"] == 2
+    restorer = load_model(result.final_weights)
+    assert not hasattr(getattr(restorer, "constyle", None), "queue")  # exported in the inference layout
+    image = torch.rand(1, 3, 40, 36)
+    with torch.no_grad():
+        restored = restorer(image)
+    assert restored.shape == image.shape and torch.isfinite(restored).all()
+
+
+@pytest.fixture(scope="module")
+def validated_run(tmp_path_factory):
+    """One short run with validation, TensorBoard and a best checkpoint, shared by the tests below."""
+    output = tmp_path_factory.mktemp("validated")
+    config = tiny_config(**{
+        "train.total_iters": 4,
+        "val.every": 2,
+        "val.samples": 1,
+        "log.tensorboard": True,
+        "data.val": {"dataset": "degraded", "options": {"clean_dirs": str(PHOTOS / "val"), "task": "denoise"}},
+    })
+    return config, output, Trainer(config, output_dir=output, progress=False).run()
+
+
+def test_validation_keeps_the_best_checkpoint_and_logs(validated_run):
+    config, output, result = validated_run
+    assert result.best is not None and result.best.metric == "psnr_y"
+    best = load_training_checkpoint(output / "checkpoints" / "best.ckpt")
+    assert best["iteration"] == result.best.iteration
+    assert best["best"]["value"] == pytest.approx(result.best.value)
+    assert load_model(output / "model_best.safetensors") is not None
+    assert (output / "config.yaml").is_file()
+    log = (output / "train.log").read_text()
+    assert "validation psnr_rgb=" in log and "finished 4 iterations" in log
+    assert list((output / "tensorboard").glob("events.out.tfevents.*"))
+    periodic = sorted(p.name for p in (output / "checkpoints").glob("iter_*.ckpt"))
+    assert periodic == [periodic_name(2), periodic_name(4)]
+
+
+def test_a_fresh_run_refuses_a_folder_with_checkpoints(validated_run):
+    config, output, _ = validated_run
+    with pytest.raises(TrainingCheckpointError, match="--resume auto"):
+        Trainer(config, output_dir=output, progress=False).run()
+
+
+def test_resume_with_a_changed_recipe_names_the_difference(validated_run):
+    config, output, _ = validated_run
+    val = config.to_dict()["data"]["val"]
+    changed = tiny_config(**{"train.total_iters": 6, "train.optimizer.lr": 1e-3, "data.val": val})
+    with pytest.raises(TrainingCheckpointError, match=r"train\.optimizer\.lr: checkpoint 0\.0003, now 0\.001"):
+        Trainer(changed, output_dir=output, resume="auto", progress=False).run()
+
+
+def _states_equal(a: dict, b: dict) -> list[str]:
+    return [key for key in a if not torch.equal(a[key], b[key])]
+
+
+def test_resumed_run_is_bitwise_identical_to_an_uninterrupted_one(tmp_path):
+    """Mixup, the freeze at iteration 3 and epoch boundaries (3 batches per epoch) all inside the gap."""
+    overrides = {"train.total_iters": 6, "train.constyle_iters": 3, "train.mixup.enabled": True}
+    straight = Trainer(tiny_config(**overrides), output_dir=tmp_path / "a", progress=False).run()
+
+    first_leg = tiny_config(**{**overrides, "train.total_iters": 2})
+    Trainer(first_leg, output_dir=tmp_path / "b", progress=False).run()
+    resumed = Trainer(tiny_config(**overrides), output_dir=tmp_path / "b", resume="auto", progress=False).run()
+
+    a, b = load_training_checkpoint(straight.last_checkpoint), load_training_checkpoint(resumed.last_checkpoint)
+    assert _states_equal(a["model"], b["model"]) == []
+    assert _states_equal(a["ema"], b["ema"]) == []
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for index, slots in a["optimizer"]["state"].items():
+        assert _states_equal(slots, b["optimizer"]["state"][index]) == []
+
+
+@pytest.mark.parametrize("mode", ["eval", "published"])
+def test_freeze_at_constyle_iters(mode, tmp_path):
+    config = tiny_config(**{"train.total_iters": 3, "train.constyle_iters": 1, "train.freeze": mode})
+    trainer = Trainer(config, output_dir=tmp_path, progress=False)
+    trainer.run()
+    after_freeze = load_training_checkpoint(tmp_path / "checkpoints" / periodic_name(2))
+    final = load_training_checkpoint(tmp_path / "checkpoints" / periodic_name(3))
+    assert final["frozen"] and len(final["optimizer"]["param_groups"]) == 1
+    assert not any(p.requires_grad for p in trainer.model.constyle.parameters())
+
+    parameter_names = {name for name, _ in trainer.model.named_parameters()}
+
+    def part(state, prefix, buffers):
+        return {
+            k: v for k, v in state["model"].items() if k.startswith(prefix) and (k not in parameter_names) == buffers
+        }
+
+    # The query encoder's weights do not move after the freeze, in both modes.
+    assert _states_equal(part(after_freeze, "constyle.encoder.", False), part(final, "constyle.encoder.", False)) == []
+    moved_stats = _states_equal(part(after_freeze, "constyle.encoder.", True), part(final, "constyle.encoder.", True))
+    key_encoder = "constyle.key_encoder."
+    moved_key = _states_equal(part(after_freeze, key_encoder, False), part(final, key_encoder, False))
+    ptr_moved = not torch.equal(after_freeze["model"]["constyle.queue_ptr"], final["model"]["constyle.queue_ptr"])
+    if mode == "eval":  # our fix: eval mode, no momentum update, no enqueue
+        assert not trainer.model.constyle.training
+        assert moved_stats == [] and moved_key == [] and not ptr_moved
+    else:  # as published: batch statistics, momentum update and queue keep running
+        assert trainer.model.constyle.training
+        assert moved_stats and moved_key and ptr_moved
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = []
+
+    def failing_l1(restored, target):
+        calls.append(1)
+        loss = torch.nn.functional.l1_loss(restored, target)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setitem(objective_module.PIXEL_LOSSES, "l1", failing_l1)
+    config = tiny_config(**{"train.total_iters": 4})
+    expected = r"iteration 3 \(total=nan.*last good checkpoint is .*iter_00000002"
+    with pytest.raises(TrainingDivergedError, match=expected):
+        Trainer(config, output_dir=tmp_path, progress=False).run()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [periodic_name(2)]
+    assert not (tmp_path / "model_final.safetensors").exists()

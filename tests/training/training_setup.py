@@ -1,0 +1,63 @@
+"""Tiny training configs on the sample photos in tests/assets, fast enough for the default suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from irconstyle.training.config import TrainingConfig, apply_overrides, config_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+PHOTOS = REPO / "tests" / "assets" / "photos"
+
+TINY_MODELS: dict[str, dict[str, Any]] = {
+    "constyle_nafnet": {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]},
+    "constyle_restormer": {
+        "width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1],
+        "refinement_blocks": 1, "heads": [1, 1, 1, 1],
+    },
+    "constyle_maxim": {
+        "features": 8, "bottleneck_blocks": 1, "block_size_high_res": [4, 4], "block_size_low_res": [2, 2],
+        "grid_size_high_res": [4, 4], "grid_size_low_res": [2, 2],
+    },
+    "nafnet": {"width": 8, "encoder_blocks": [1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1]},
+    "restormer": {"width": 8, "level_blocks": [1, 1, 1, 1], "refinement_blocks": 1, "heads": [1, 1, 1, 1]},
+    "maxim": {
+        "features": 8, "block_size_high_res": [4, 4], "block_size_low_res": [2, 2],
+        "grid_size_high_res": [4, 4], "grid_size_low_res": [2, 2],
+    },
+}
+
+
+def tiny_raw_config(model: str = "constyle_nafnet", **overrides: Any) -> dict[str, Any]:
+    """A plain-dict config: 32-pixel denoising patches of the sample photos, checkpoints every 2 iterations."""
+    raw = {
+        "name": f"tiny-{model}",
+        "seed": 3,
+        "threads": 2,
+        "model": {"name": model, "options": TINY_MODELS[model]},
+        "data": {
+            "train": {
+                "dataset": "degraded",
+                "options": {"clean_dirs": str(PHOTOS / "train"), "task": "denoise", "level": ["low", "high"]},
+                "batch_size": 2,
+                "patch_size": 32,
+            },
+        },
+        "train": {
+            "total_iters": 4,
+            "schedule": {"periods": [3, 3], "restart_weights": [1, 1], "eta_mins": [3e-4, 1e-6]},
+            "ema": {"decay": 0.5},
+        },
+        "checkpoint": {"every": 2, "keep_last": 2},
+        "log": {"every": 2, "tensorboard": False},
+    }
+    if model.startswith("constyle"):
+        raw["model"]["constyle"] = {"queue_size": 16}
+    return apply_overrides(raw, [f"{key}={value}" for key, value in overrides.items()])
+
+
+def tiny_config(model: str = "constyle_nafnet", **overrides: Any) -> TrainingConfig:
+    return config_from_dict(tiny_raw_config(model, **overrides))
+
+
