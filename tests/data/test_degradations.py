@@ -214,3 +214,16 @@ def test_depth_map_and_jpeg_options() -> None:
     compressed = D.degrade(PHOTO, "denoise", {"sigma": 0, "jpeg_quality": 20}, 0)
     np.testing.assert_allclose(compressed.image, D.jpeg_compress(PHOTO, 20), atol=1e-6)
     assert compressed.parameters["jpeg_quality"] == 20
+
+
+def test_quantize_bits_stores_the_degraded_image_as_an_integer_file_would():
+    from irconstyle.data.degradations import degrade, quantize
+
+    image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    noisy = degrade(image, "denoise", {"sigma": 30.0, "quantize_bits": 8}, 3).image
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    np.testing.assert_allclose(noisy * 255, np.round(noisy * 255), atol=1e-4)
+    unquantized = degrade(image, "denoise", {"sigma": 30.0}, 3).image
+    np.testing.assert_allclose(noisy, quantize(unquantized, 8), atol=1e-6)
+    with pytest.raises(ValueError, match="1..16"):
+        quantize(image, 0)

@@ -64,8 +64,10 @@ LEVELS: dict[str, dict[str, dict[str, Any]]] = {
 }
 """Named levels per task: parameter -> fixed value, ``(low, high)`` range or list of choices."""
 
-_OPTIONAL_PARAMETERS = {"jpeg_quality": None}  # any task: JPEG-compress the degraded image at this quality
-_INTEGER_PARAMETERS = {"layers", "jpeg_quality"}
+# Any task: JPEG-compress the degraded image at this quality; or clip and quantise it to this many bits, as an
+# image saved by a camera or an editor is (e.g. ``quantize_bits: 8`` for noisy photos stored as 8-bit PNGs).
+_OPTIONAL_PARAMETERS = {"jpeg_quality": None, "quantize_bits": None}
+_INTEGER_PARAMETERS = {"layers", "jpeg_quality", "quantize_bits"}
 
 
 class Degraded(NamedTuple):
@@ -347,6 +349,14 @@ def defocus_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 # --- compression ----------------------------------------------------------------------------------
 
 
+def quantize(image: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Clip to [0, 1] and round to ``bits``-bit levels, as storing the image in an integer file does."""
+    if not 1 <= bits <= 16:
+        raise ValueError(f"quantize bits must be in 1..16, got {bits}")
+    levels = np.float32(2**bits - 1)
+    return np.round(np.clip(_check_image(image), 0.0, 1.0) * levels) / levels
+
+
 def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
     """Round-trip through 8-bit JPEG at ``quality`` (1–100; 4:2:0 chroma subsampling below 90, as
     cameras and Pillow do)."""
@@ -461,6 +471,8 @@ def apply_degradation(
         degraded = gaussian_noise(degraded, p["noise_sigma"], generator, clip=True)
     if p.get("jpeg_quality") is not None:
         degraded = jpeg_compress(degraded, p["jpeg_quality"])
+    if p.get("quantize_bits") is not None:
+        degraded = quantize(degraded, p["quantize_bits"])
     return degraded
 
 
