@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Turn a training run into a bundled model: weights into src/irconstyle/weights/<task>.safetensors and a model card.
+
+    python scripts/export_bundled.py runs/bundled-denoise denoise [--which best|final|latest]
+
+The card records the data, the iterations and wall time read from the run's log, and PSNR/SSIM on the held-out
+photos (data/photos/val) at several levels against the no-op (the degraded input itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from irconstyle import load_model, save_checkpoint
+from irconstyle.evaluation import evaluate
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "irconstyle" / "weights"
+LEVELS = {
+    "denoise": [("σ 15", {"sigma": 15.0, "quantize_bits": 8}), ("σ 25", {"sigma": 25.0, "quantize_bits": 8}),
+                ("σ 50", {"sigma": 50.0, "quantize_bits": 8})],
+    "derain": [(name, {"level": name, "quantize_bits": 8}) for name in ("low", "medium", "high")],
+    "dehaze": [(name, {"level": name, "quantize_bits": 8}) for name in ("low", "medium", "high")],
+    "deblur": [(name, {"level": name, "quantize_bits": 8}) for name in ("low", "medium", "high")],
+}
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO (.*)$")
+
+
+def training_summary(run: Path) -> dict:
+    """Iterations reached and wall time spent, from the run's log (gaps over 10 minutes are pauses)."""
+    times, iteration, best = [], 0, ""
+    for line in (run / "train.log").read_text().splitlines():
+        match = _STAMP.match(line)
+        if not match:
+            continue
+        times.append(dt.datetime.fromisoformat(match.group(1)))
+        found = re.match(r"iteration (\d+)", match.group(2))
+        if found:
+            iteration = max(iteration, int(found.group(1)))
+        if "validation" in match.group(2):
+            best = match.group(2)
+    seconds = sum(min((b - a).total_seconds(), 600) for a, b in zip(times, times[1:], strict=False))
+    return {"iterations": iteration, "hours": seconds / 3600, "last_validation": best}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="the training output folder")
+    parser.add_argument("task", choices=sorted(LEVELS))
+    parser.add_argument("--which", choices=["best", "final"], default="best")
+    parser.add_argument("--val", type=Path, default=Path("data/photos/val"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model = load_model(args.run / f"model_{args.which}.safetensors")
+    summary = training_summary(args.run)
+    config = yaml.safe_load((args.run / "config.yaml").read_text())
+    target = WEIGHTS / f"{args.task}.safetensors"
+    save_checkpoint(model, target, extra_metadata={"task": args.task, "iterations": summary["iterations"],
+                                                    "config": config["name"]})
+
+    rows = []
+    for label, level in LEVELS[args.task]:
+        start = time.perf_counter()
+        report = evaluate(model, gt_dir=args.val, degradation=(args.task, level), seed=0)
+        mean = report.mean()
+        rows.append(f"| {label} | {mean['input_psnr_rgb']:.2f} | {mean['psnr_rgb']:.2f} | {mean['ssim_rgb']:.4f} | "
+                    f"{mean['psnr_y']:.2f} | {time.perf_counter() - start:.0f} s |")
+        print(rows[-1], flush=True)
+    parameters = sum(p.numel() for p in model.parameters())
+    card = f"""# Bundled model: `{args.task}`
+
+- Architecture: `{config['model']['name']}` {config['model']['options']}, {parameters / 1e6:.2f} M parameters,
+  {target.stat().st_size / 2**20:.1f} MiB.
+- Trained with `irconstyle train configs/bundled/{args.task}.yaml` (config `{config['name']}`, in this folder's
+  git history), on the offline photos collected by `scripts/prepare_photos.py` (training split), degraded on the fly.
+- Iterations: {summary['iterations']} of {config['train']['total_iters']} planned; training wall time
+  {summary['hours']:.1f} h on 2 CPU cores (shared with other work).
+- Last validation in the log: {summary['last_validation']}.
+- Weights: the EMA weights ({args.which} checkpoint by the config's validation metric).
+
+## Held-out photos ({len(report.scores)} images in `{args.val}`, never used for training)
+
+Degraded inputs are clipped and stored as 8-bit images, as a user has them (seed 0 + image index);
+`input` is the PSNR of the degraded input itself (doing nothing). PSNR/SSIM on RGB, uint8, crop 0.
+
+| level | input PSNR | restored PSNR | restored SSIM | restored PSNR-Y | time |
+|---|---|---|---|---|---|
+""" + "\n".join(rows) + f"""
+
+Reproduce these numbers: `python scripts/export_bundled.py {args.run} {args.task}` (re-exports and re-scores).
+"""
+    (WEIGHTS / f"{args.task}.md").write_text(card)
+    print(f"wrote {target} and {WEIGHTS / (args.task + '.md')}")
+
+
+if __name__ == "__main__":
+    main()
