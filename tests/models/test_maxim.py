@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import irconstyle
 from irconstyle.models import official
 from irconstyle.models.constyle import pad_to_multiple
-from irconstyle.models.maxim import ConStyleMaxim, ConStyleMaximBody, Maxim, Partition, mix_positions
+from irconstyle.models.maxim import ConStyleMaxim, ConStyleMaximBody, Maxim, Partition, mix_positions, resize
 
 ATOL = 1e-4
 
@@ -132,11 +133,17 @@ def test_partitions_match_the_published_layout_on_non_square_maps():
     torch.testing.assert_close(grid.to_tokens(x), _authors_blocks(x, (6, 8)), rtol=0, atol=0)
     torch.testing.assert_close(block.to_tokens(x), _authors_blocks(x, (3, 8)).transpose(1, 2), rtol=0, atol=0)
     for partition in (grid, block):
-        restored = torch.empty_like(x)
-        partition.write_map(partition.to_tokens(x), restored)
-        torch.testing.assert_close(restored, x, rtol=0, atol=0)
+        tokens_seen_as_map = partition.from_tokens(partition.to_tokens(x), 24, 40)
+        torch.testing.assert_close(tokens_seen_as_map, partition.split(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="cannot be cut"):
         Partition("block", (5, 5)).to_tokens(x)
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.5, 2.0, 4.0])
+def test_resize_equals_the_published_antialiased_bilinear(scale):
+    x = torch.randn(2, 5, 32, 48)
+    expected = F.interpolate(x, size=(int(32 * scale), int(48 * scale)), mode="bilinear", antialias=True)
+    torch.testing.assert_close(resize(x, scale), expected, rtol=0, atol=1e-5)
 
 
 def test_mix_positions_is_a_linear_map_over_the_mixed_axis():

@@ -14,6 +14,7 @@ product per image, shared by the grid and block branches (:class:`Partition`, :f
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,9 +41,52 @@ def _nchw(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
-def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1×1 conv applied to a B×H×W×C map as one matrix product."""
-    return F.linear(x, conv.weight.flatten(1), conv.bias)
+def _pointwise(conv: nn.Conv2d, *parts: torch.Tensor) -> torch.Tensor:
+    """A 1×1 conv over the channel concatenation of B×C×H×W ``parts``, returned as a B×H×W×C map.
+
+    Each part meets its own slice of the weight, so the concatenation is never built.
+    """
+    weight = conv.weight.flatten(1)
+    pieces, start = [], 0
+    for part in parts:
+        pieces.append((_nhwc(part), weight[:, start : start + part.shape[1]]))
+        start += part.shape[1]
+    if start != weight.shape[1]:
+        raise ValueError(f"a 1×1 conv over {weight.shape[1]} channels got parts of {[p.shape[1] for p in parts]}")
+    return _project(pieces, conv.bias)
+
+
+def _linear_rows(linear: nn.Linear, rows: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weight and bias of the output features ``rows`` of ``linear`` (views, no copy)."""
+    return linear.weight[rows], None if linear.bias is None else linear.bias[rows]
+
+
+def _project(
+    parts: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    bias: torch.Tensor | None,
+    residual: torch.Tensor | None = None,
+    dropout: nn.Dropout | None = None,
+) -> torch.Tensor:
+    """``residual + dropout(Σ xᵢ·Wᵢᵀ + bias)`` for B×…×Cᵢ maps, accumulated inside the matrix products.
+
+    Splitting a projection over concatenated inputs into per-input weights ``Wᵢ`` spares the concatenation.
+    """
+    first, weight = parts[0]
+    shape = (*first.shape[:-1], weight.shape[0])
+    drop = dropout is not None and dropout.training and dropout.p > 0
+    if residual is not None and not drop:
+        out = torch.addmm(residual.reshape(-1, shape[-1]), first.reshape(-1, first.shape[-1]), weight.t())
+    else:
+        out = first.reshape(-1, first.shape[-1]) @ weight.t()
+    for x, weight in parts[1:]:
+        out = out.addmm_(x.reshape(-1, x.shape[-1]), weight.t())
+    if bias is not None:
+        out = out.add_(bias)
+    out = out.view(shape)
+    if drop:
+        out = dropout(out)
+        return out if residual is None else residual + out
+    return out
 
 
 def _layer_norm(channels: int) -> nn.LayerNorm:
@@ -55,7 +99,9 @@ class Partition:
 
     ``grid``: a fixed ``size`` grid of cells, mixing across cells (global, dilated mixing; the cell size follows
     the map). ``block``: fixed ``size`` blocks, mixing inside each block (local mixing; the block count follows
-    the map). Tokens are B×M×R×C with M the mixed positions (``size[0]·size[1]``) and R the rest.
+    the map). Tokens are B×M×R×C with M the mixed positions (``size[0]·size[1]``) and R the rest. A map seen
+    through :meth:`split` (B×oh×ih×ow×iw×C, a view) and tokens seen through :meth:`from_tokens` line up, so
+    elementwise ops between them need no copy back.
     """
 
     kind: Literal["grid", "block"]
@@ -73,23 +119,23 @@ class Partition:
             return rows, height // rows, cols, width // cols
         return height // rows, rows, width // cols, cols
 
-    def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """B×H×W×C (any strides) -> contiguous B×M×R×C tokens."""
-        batch, height, width, channels = x.shape
-        outer_h, inner_h, outer_w, inner_w = self._factors(height, width)
-        x = x.unflatten(2, (outer_w, inner_w)).unflatten(1, (outer_h, inner_h))  # B, oh, ih, ow, iw, C
-        order = (0, 1, 3, 2, 4, 5) if self.kind == "grid" else (0, 2, 4, 1, 3, 5)
-        return x.permute(order).reshape(batch, self.positions, -1, channels)
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """B×H×W×C -> B×oh×ih×ow×iw×C view (oh×ow cells of ih×iw pixels)."""
+        outer_h, inner_h, outer_w, inner_w = self._factors(x.shape[1], x.shape[2])
+        return x.unflatten(2, (outer_w, inner_w)).unflatten(1, (outer_h, inner_h))
 
-    def write_map(self, tokens: torch.Tensor, out: torch.Tensor) -> None:
-        """Write B×M×R×C tokens back into the B×H×W×C map ``out`` (which may be a channel slice)."""
-        batch, height, width, channels = out.shape
+    def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """B×H×W×C (any strides) -> contiguous B×M×R×C tokens (the one copy of a gating step)."""
+        order = (0, 1, 3, 2, 4, 5) if self.kind == "grid" else (0, 2, 4, 1, 3, 5)
+        return self.split(x).permute(order).reshape(x.shape[0], self.positions, -1, x.shape[-1])
+
+    def from_tokens(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """B×M×R×C tokens -> the B×oh×ih×ow×iw×C view that :meth:`split` gives of the map (no copy)."""
         outer_h, inner_h, outer_w, inner_w = self._factors(height, width)
+        batch, channels = tokens.shape[0], tokens.shape[-1]
         if self.kind == "grid":
-            tokens = tokens.reshape(batch, outer_h, outer_w, inner_h, inner_w, channels).permute(0, 1, 3, 2, 4, 5)
-        else:
-            tokens = tokens.reshape(batch, inner_h, inner_w, outer_h, outer_w, channels).permute(0, 3, 1, 4, 2, 5)
-        out.unflatten(2, (outer_w, inner_w)).unflatten(1, (outer_h, inner_h)).copy_(tokens)
+            return tokens.view(batch, outer_h, outer_w, inner_h, inner_w, channels).permute(0, 1, 3, 2, 4, 5)
+        return tokens.view(batch, inner_h, inner_w, outer_h, outer_w, channels).permute(0, 3, 1, 4, 2, 5)
 
 
 def mix_positions(tokens: torch.Tensor, mix: nn.Linear, offset: float = 0.0) -> torch.Tensor:
@@ -104,27 +150,32 @@ def mix_positions(tokens: torch.Tensor, mix: nn.Linear, offset: float = 0.0) -> 
     return mixed.view(batch, positions, rest, channels)
 
 
-class GatedTokenMlp(nn.Module):
-    """A gMLP layer on tokens (MAXIM's grid / block gMLP), with a residual.
+class GatedMlp(nn.Module):
+    """A gMLP layer on a B×H×W×C map (MAXIM's grid / block gMLP, by ``partition``), with a residual.
 
     LayerNorm, expansion by ``factor``, GELU, then spatial gating: the expanded channels split into (u, v),
-    v is normalised and mixed across the M positions, and the result is ``u · (v + 1)``; a linear projection
-    brings it back to ``channels``. The position mixing always has a bias, as published.
+    v is normalised and mixed across the partition's positions, and the result is ``u · (v + 1)``; a linear
+    projection brings it back to ``channels``. The position mixing always has a bias, as published.
     """
 
-    def __init__(self, channels: int, positions: int, *, factor: int = 2, bias: bool = True) -> None:
+    def __init__(self, channels: int, partition: Partition, *, factor: int = 2, bias: bool = True) -> None:
         super().__init__()
         hidden = channels * factor
+        self.partition = partition
         self.norm = _layer_norm(channels)
         self.expand = nn.Linear(channels, hidden, bias=bias)
         self.gate_norm = _layer_norm(hidden // 2)
-        self.token_mix = nn.Linear(positions, positions)
+        self.token_mix = nn.Linear(partition.positions, partition.positions)
         self.project = nn.Linear(hidden // 2, channels, bias=bias)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        u, v = F.gelu(self.expand(self.norm(tokens))).chunk(2, dim=-1)
-        gate = mix_positions(self.gate_norm(v), self.token_mix, offset=1.0)
-        return tokens + self.project(u * gate)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = self.expand.out_features // 2
+        normed = self.norm(x)
+        u = F.gelu(F.linear(normed, *_linear_rows(self.expand, slice(None, half))))
+        v = F.gelu(F.linear(normed, *_linear_rows(self.expand, slice(half, None))))
+        gate = mix_positions(self.partition.to_tokens(self.gate_norm(v)), self.token_mix, offset=1.0)
+        gated = self.partition.split(u) * self.partition.from_tokens(gate, x.shape[1], x.shape[2])
+        return _project([(gated.reshape(u.shape), self.project.weight)], self.project.bias, residual=x)
 
 
 class MultiAxisGatedMlp(nn.Module):
@@ -149,22 +200,22 @@ class MultiAxisGatedMlp(nn.Module):
     ) -> None:
         super().__init__()
         hidden = channels * input_factor
-        self.grid_partition = Partition("grid", grid_size)
-        self.block_partition = Partition("block", block_size)
         self.norm = _layer_norm(channels)
         self.expand = nn.Linear(channels, hidden, bias=bias)
-        self.grid = GatedTokenMlp(hidden // 2, self.grid_partition.positions, factor=grid_factor, bias=bias)
-        self.block = GatedTokenMlp(hidden // 2, self.block_partition.positions, factor=block_factor, bias=bias)
+        self.grid = GatedMlp(hidden // 2, Partition("grid", grid_size), factor=grid_factor, bias=bias)
+        self.block = GatedMlp(hidden // 2, Partition("block", block_size), factor=block_factor, bias=bias)
         self.project = nn.Linear(hidden, channels, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.gelu(self.expand(self.norm(x)))
-        half = y.shape[-1] // 2
-        mixed = torch.empty_like(y)
-        self.grid_partition.write_map(self.grid(self.grid_partition.to_tokens(y[..., :half])), mixed[..., :half])
-        self.block_partition.write_map(self.block(self.block_partition.to_tokens(y[..., half:])), mixed[..., half:])
-        return x + self.dropout(self.project(mixed))
+        half = self.expand.out_features // 2
+        first, second = slice(None, half), slice(half, None)
+        normed = self.norm(x)
+        grid = self.grid(F.gelu(F.linear(normed, *_linear_rows(self.expand, first))))
+        block = self.block(F.gelu(F.linear(normed, *_linear_rows(self.expand, second))))
+        weight = self.project.weight
+        parts = [(grid, weight[:, first]), (block, weight[:, second])]
+        return _project(parts, self.project.bias, residual=x, dropout=self.dropout)
 
 
 class CrossGatingWeights(nn.Module):
@@ -185,15 +236,16 @@ class CrossGatingWeights(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.gelu(self.expand(self.norm(x)))
-        half = y.shape[-1] // 2
-        mixed = torch.empty_like(y)
-        for partition, mix, part in (
-            (self.grid_partition, self.grid_mix, slice(None, half)),
-            (self.block_partition, self.block_mix, slice(half, None)),
-        ):
-            partition.write_map(mix_positions(partition.to_tokens(y[..., part]), mix), mixed[..., part])
-        return self.dropout(self.project(mixed))
+        half = self.expand.out_features // 2
+        first, second = slice(None, half), slice(half, None)
+        normed = self.norm(x)
+        parts = []
+        branches = ((self.grid_partition, self.grid_mix, first), (self.block_partition, self.block_mix, second))
+        for partition, mix, rows in branches:
+            branch = F.gelu(F.linear(normed, *_linear_rows(self.expand, rows)))
+            mixed = partition.from_tokens(mix_positions(partition.to_tokens(branch), mix), x.shape[1], x.shape[2])
+            parts.append((mixed.reshape(branch.shape), self.project.weight[:, rows]))
+        return _project(parts, self.project.bias, dropout=self.dropout)
 
 
 class CrossGatingBlock(nn.Module):
@@ -233,31 +285,33 @@ class CrossGatingBlock(nn.Module):
         self.out_x = nn.Linear(channels, channels, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x_parts: Sequence[torch.Tensor], y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x_parts``: B×C×H×W maps whose channel concatenation is ``x`` (it is never built)."""
         if self.upsample_y is not None:
             y = self.upsample_y(y)
-        shortcut_x = _pointwise(self.proj_x, _nhwc(x))
-        shortcut_y = _pointwise(self.proj_y, _nhwc(y))
+        shortcut_x = _pointwise(self.proj_x, *x_parts)
+        shortcut_y = _pointwise(self.proj_y, y)
         x = F.gelu(self.in_x(self.norm_x(shortcut_x)))
         y = F.gelu(self.in_y(self.norm_y(shortcut_y)))
         gate_from_x, gate_from_y = self.gate_x(x), self.gate_y(y)
-        y = shortcut_y + self.dropout(self.out_y(y * gate_from_x))
-        x = shortcut_x + y + self.dropout(self.out_x(x * gate_from_y))
+        y = _project([(y * gate_from_x, self.out_y.weight)], self.out_y.bias, shortcut_y, self.dropout)
+        x = _project([(x * gate_from_y, self.out_x.weight)], self.out_x.bias, shortcut_x + y, self.dropout)
         return _nchw(x), _nchw(y)
 
 
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation on a B×H×W×C map: global mean, 1×1 conv down by ``reduction``, ReLU, 1×1 conv
-    up, sigmoid, rescale."""
+    up, sigmoid, rescale; ``forward(x, residual)`` returns ``residual + attention(x)`` in one pass."""
 
     def __init__(self, channels: int, *, reduction: int = 4, bias: bool = True) -> None:
         super().__init__()
         self.squeeze = nn.Conv2d(channels, channels // reduction, 1, bias=bias)
         self.excite = nn.Conv2d(channels // reduction, channels, 1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = torch.sigmoid(_pointwise(self.excite, F.relu(_pointwise(self.squeeze, x.mean(dim=(1, 2))))))
-        return x * weights[:, None, None, :]
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        squeezed = F.relu(F.linear(x.mean(dim=(1, 2)), self.squeeze.weight.flatten(1), self.squeeze.bias))
+        weights = torch.sigmoid(F.linear(squeezed, self.excite.weight.flatten(1), self.excite.bias))
+        return torch.addcmul(residual, x, weights[:, None, None, :])
 
 
 class ResidualChannelAttention(nn.Module):
@@ -275,9 +329,8 @@ class ResidualChannelAttention(nn.Module):
         self.attention = ChannelAttention(channels, reduction=reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = _nchw(self.norm(x))
-        y = self.conv2(F.leaky_relu(self.conv1(y), self.leaky_slope))
-        return x + self.attention(_nhwc(y))
+        y = F.leaky_relu_(self.conv1(_nchw(self.norm(x))), self.leaky_slope)
+        return self.attention(_nhwc(self.conv2(y)), residual=x)
 
 
 class ResidualDenseChannelAttention(nn.Module):
@@ -292,7 +345,7 @@ class ResidualDenseChannelAttention(nn.Module):
         self.attention = ChannelAttention(channels, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.attention(self.fc2(self.dropout(F.gelu(self.fc1(self.norm(x))))))
+        return self.attention(self.fc2(self.dropout(F.gelu(self.fc1(self.norm(x))))), residual=x)
 
 
 @dataclass(frozen=True)
@@ -365,14 +418,15 @@ class LevelBlock(nn.Module):
         if unused_downsample:
             self.unused_downsample = nn.Conv2d(channels, channels, 4, stride=2, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = _pointwise(self.input_proj, _nhwc(x))
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        """``parts``: B×C×H×W maps whose channel concatenation is the block's input."""
+        shortcut = _pointwise(self.input_proj, *parts)
         y = shortcut
         for mab, rcab in zip(self.multi_axis, self.channel_attention, strict=True):
             if self.run_multi_axis:
                 y = mab(y)
             y = rcab(y)
-        return _nchw(y + shortcut)
+        return _nchw(y.add_(shortcut))
 
 
 class BottleneckBlock(nn.Module):
@@ -387,20 +441,46 @@ class BottleneckBlock(nn.Module):
             ResidualDenseChannelAttention(channels, bias=options.bias, dropout=options.dropout) for _ in range(2)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = _pointwise(self.input_proj, _nhwc(x))
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        """``parts``: B×C×H×W maps whose channel concatenation is the block's input."""
+        shortcut = _pointwise(self.input_proj, *parts)
         y = shortcut
         for mab, rdcab in zip(self.multi_axis, self.channel_attention, strict=True):
             y = rdcab(mab(y))
-        return _nchw(y + shortcut)
+        return _nchw(y.add_(shortcut))
+
+
+@functools.lru_cache(maxsize=64)
+def _resize_matrix(size: int, new_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The new_size×size matrix of the published 1-D resize (bilinear, antialiased), read off the identity."""
+    identity = torch.eye(size, dtype=torch.float64).view(1, size, 1, size)  # one 1×size image per basis vector
+    columns = F.interpolate(identity, size=(1, new_size), mode="bilinear", antialias=True)
+    return columns[0, :, 0, :].t().to(dtype=dtype, device=device).contiguous()
+
+
+def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """The published resize of a B×C×H×W map to ``int(H·scale)×int(W·scale)``: bilinear, antialiased.
+
+    Computed as ``R_h · X · R_wᵀ`` on the B×H×W×C view with the exact 1-D resize matrices: the same weights as
+    ``F.interpolate(..., antialias=True)``, several times faster on CPU. Returns a channels-last map.
+    """
+    if scale == 1:
+        return x
+    height, width = x.shape[-2:]
+    rows = _resize_matrix(height, int(height * scale), x.dtype, x.device)
+    cols = _resize_matrix(width, int(width * scale), x.dtype, x.device)
+    nhwc = _nhwc(x).contiguous()
+    resized = torch.matmul(rows, nhwc.flatten(2))  # B×H'×(W·C)
+    resized = torch.matmul(cols, resized.view(-1, width, nhwc.shape[-1]))  # (B·H')×W'×C
+    return _nchw(resized.view(x.shape[0], rows.shape[0], cols.shape[0], -1))
 
 
 class Resample(nn.Module):
-    """Bring a map from one U-Net level to another: antialiased bilinear resize by ``scale`` (as published),
-    with an optional 1×1 projection to ``out_channels``.
+    """Bring a map from one U-Net level to another: :func:`resize` by ``scale``, with an optional 1×1
+    projection to ``out_channels``.
 
     Resize and projection commute (the resize is a per-channel linear map whose weights sum to one), so the
-    projection runs at the lower of the two resolutions.
+    projection runs wherever it is cheaper: first when it reduces the channels, after a downscale otherwise.
     """
 
     def __init__(self, in_channels: int, out_channels: int | None, *, scale: float, bias: bool) -> None:
@@ -408,19 +488,12 @@ class Resample(nn.Module):
         self.scale = scale
         self.proj = None if out_channels is None else nn.Conv2d(in_channels, out_channels, 1, bias=bias)
 
-    def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scale == 1:
-            return x
-        size = (int(x.shape[-2] * self.scale), int(x.shape[-1] * self.scale))
-        return F.interpolate(x, size=size, mode="bilinear", antialias=True)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.proj is None:
-            return self._resize(x)
-        if self.scale < 1:
-            x = self._resize(x)
-        x = self.proj(x)
-        return x if self.scale < 1 else self._resize(x)
+            return resize(x, self.scale)
+        if self.proj.out_channels < self.proj.in_channels or self.scale > 1:
+            return resize(_nchw(_pointwise(self.proj, x)), self.scale)
+        return _nchw(_pointwise(self.proj, resize(x, self.scale)))
 
 
 def nearest_downsample(image: torch.Tensor, level: int) -> torch.Tensor:
@@ -501,30 +574,36 @@ class _MaximUNet(nn.Module):
     def _restore(
         self, image: torch.Tensor, level_maps: Sequence[torch.Tensor] | None, latent: torch.Tensor | None
     ) -> torch.Tensor:
-        """Run the U-Net; ``level_maps[l]`` (if any) is concatenated after downsampling into level l+1."""
+        """Run the U-Net; ``level_maps[l]`` (if any) joins the input of level l+1 after downsampling.
+
+        Concatenations that feed a 1×1 conv are passed on as lists of parts (see :func:`_pointwise`).
+        """
         image = image.contiguous(memory_format=torch.channels_last)
         scales = [conv(nearest_downsample(image, level)) for level, conv in enumerate(self.input_convs)]
 
         encoded = []
-        x = scales[0]
+        parts = [scales[0], scales[0]]
         for level, encoder in enumerate(self.encoders):
-            x = encoder(torch.cat([x, scales[level]], dim=1))
-            encoded.append(x)
-            x = self.downsamples[level](x)
+            encoded.append(encoder(*parts))
+            parts = [self.downsamples[level](encoded[-1])]
             if level_maps is not None:
-                x = torch.cat([x, level_maps[level]], dim=1)
-        x = self._fuse_latent(self.bottleneck(x), latent)
+                parts.append(level_maps[level])
+            if level + 1 < LEVELS:
+                parts.append(scales[level + 1])
+        for block in self.bottleneck:
+            parts = [block(*parts)]
+        x = self._fuse_latent(parts[0], latent)
 
         gated: dict[int, torch.Tensor] = {}
         signal = x
         for level in reversed(range(LEVELS)):  # coarse to fine, each gated by the previous one's y output
             inputs = [resample(encoded[source]) for source, resample in enumerate(self.gating_inputs[level])]
-            gated[level], signal = self.cross_gating[level](torch.cat(inputs, dim=1), signal)
+            gated[level], signal = self.cross_gating[level](inputs, signal)
 
         for level in reversed(range(LEVELS)):
             resamplers = self.decoder_inputs[level]
             skips = [resamplers[source](gated[source]) for source in reversed(range(LEVELS))]  # coarsest first
-            x = self.decoders[level](torch.cat([self.upsamples[level](x), *skips], dim=1))
+            x = self.decoders[level](self.upsamples[level](x), *skips)
         return (self.output(x) + image).contiguous()
 
     def _check(self, image: torch.Tensor) -> None:
@@ -645,7 +724,7 @@ class ConStyleMaximBody(_MaximUNet):
 
     def _fuse_latent(self, x: torch.Tensor, latent: torch.Tensor | None) -> torch.Tensor:
         modulation = self.latent_projection(latent)[:, :, None, None]
-        return self.latent_fusion(torch.cat([x, x * modulation], dim=1))
+        return _nchw(_pointwise(self.latent_fusion, x, x * modulation))
 
     def forward(
         self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
@@ -691,6 +770,8 @@ class ConStyleMaxim(ConStyleRestorer):
     ) -> None:
         if features < 4 or features % 4:
             raise ValueError(f"features must be a positive multiple of 4 (pixel-unshuffle), got {features}")
+        if bottleneck_blocks < 1:
+            raise ValueError(f"bottleneck_blocks must be at least 1, got {bottleneck_blocks}")
         partitioning, options = _configure(
             out_channels=out_channels,
             bias=bias,
@@ -712,6 +793,7 @@ class ConStyleMaxim(ConStyleRestorer):
         )
         super().__init__(body, contrastive=contrastive, constyle_options=constyle_options)
         self.size_multiple = body.size_multiple
+        self.to(memory_format=torch.channels_last)  # conv weights in the layout the maps use
 
 
 class Maxim(_MaximUNet):
@@ -812,6 +894,7 @@ class Maxim(_MaximUNet):
             for level, width in enumerate(widths)
         )
         self.output = nn.Conv2d(features, 3, 3, padding=1, bias=bias)
+        self.to(memory_format=torch.channels_last)  # conv weights in the layout the maps use
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self._check(image)
