@@ -120,6 +120,7 @@ def load_ffdnet(weights: str | None) -> FFDNetColour:
 
 
 def ffdnet_denoiser(weights: str | None) -> Denoiser:
+    """FFDNet colour told the true σ through its noise map."""
     network = load_ffdnet(weights)
 
     def denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -130,6 +131,7 @@ def ffdnet_denoiser(weights: str | None) -> Denoiser:
 
 
 def cbm3d_denoiser() -> Denoiser:
+    """CBM3D (the ``bm3d`` package) told the true σ."""
     try:
         import bm3d
     except ImportError:
@@ -142,6 +144,7 @@ def cbm3d_denoiser() -> Denoiser:
 
 
 def irconstyle_denoiser(model: str) -> Denoiser:
+    """An irconstyle model, blind (σ unused), through :func:`irconstyle.restoration.restore`."""
     network = resolve_model(model, task="denoise")
     return lambda noisy, sigma: restore(noisy, model=network)
 
