@@ -75,8 +75,10 @@ def _states_equal(a: dict, b: dict) -> list[str]:
 
 
 def test_resumed_run_is_bitwise_identical_to_an_uninterrupted_one(tmp_path):
-    """Mixup, the freeze at iteration 3 and epoch boundaries (3 batches per epoch) all inside the gap."""
-    overrides = {"train.total_iters": 6, "train.constyle_iters": 3, "train.mixup.enabled": True}
+    """Mixup, the freeze at iteration 3, epoch boundaries (3 batches per epoch) and data workers."""
+    overrides = {
+        "train.total_iters": 6, "train.constyle_iters": 3, "train.mixup.enabled": True, "data.train.num_workers": 2
+    }
     straight = Trainer(tiny_config(**overrides), output_dir=tmp_path / "a", progress=False).run()
 
     first_leg = tiny_config(**{**overrides, "train.total_iters": 2})

@@ -34,7 +34,7 @@ def tiny_raw_config(model: str = "constyle_nafnet", **overrides: Any) -> dict[st
     raw = {
         "name": f"tiny-{model}",
         "seed": 3,
-        "threads": 2,
+        "threads": 1,
         "model": {"name": model, "options": TINY_MODELS[model]},
         "data": {
             "train": {

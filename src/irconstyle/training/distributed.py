@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
 
 @dataclass(frozen=True)
@@ -108,13 +108,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-class ShardedEpochSampler(Sampler[int]):
-    """One epoch of a seeded shuffle, sharded over ranks, started at any batch.
+class ShardedBatchSampler(Sampler[list[tuple[int, int]]]):
+    """This rank's batches of ``(epoch, index)`` keys, epoch after epoch, from any starting position.
 
-    The epoch's order is a permutation of the whole dataset drawn from ``(seed, epoch)`` alone; rank ``r``
+    Each epoch's order is a permutation of the whole dataset drawn from ``(seed, epoch)`` alone; rank ``r``
     takes every ``world_size``-th index from position ``r`` and keeps whole batches only, so all ranks run
-    the same number of iterations. ``start_batch`` skips the batches already trained on, which is how a
-    resumed run continues at the exact position in the data order.
+    the same number of iterations. Starting at ``(start_epoch, start_batch)`` skips the batches already
+    trained on, which is how a resumed run continues at the exact position in the data order. The stream
+    never ends; the training loop stops it. Keys carry the epoch so that samples can be drawn for it in
+    any worker process (see :class:`EpochKeyedDataset`).
     """
 
     def __init__(
@@ -123,9 +125,9 @@ class ShardedEpochSampler(Sampler[int]):
         *,
         batch_size: int,
         seed: int,
-        epoch: int,
         rank: int = 0,
         world_size: int = 1,
+        start_epoch: int = 0,
         start_batch: int = 0,
     ) -> None:
         self.batches_per_epoch = batches_per_epoch(dataset_size, batch_size=batch_size, world_size=world_size)
@@ -134,22 +136,41 @@ class ShardedEpochSampler(Sampler[int]):
         self.dataset_size = dataset_size
         self.batch_size = batch_size
         self.seed = seed
-        self.epoch = epoch
         self.rank = rank
         self.world_size = world_size
+        self.start_epoch = start_epoch
         self.start_batch = start_batch
 
-    def indices(self) -> list[int]:
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+    def epoch_indices(self, epoch: int) -> list[int]:
+        """This rank's dataset indices for ``epoch``, in training order (whole batches only)."""
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
         order = torch.randperm(self.dataset_size, generator=generator)
-        shard = order[self.rank :: self.world_size][: self.batches_per_epoch * self.batch_size]
-        return shard[self.start_batch * self.batch_size :].tolist()
+        return order[self.rank :: self.world_size][: self.batches_per_epoch * self.batch_size].tolist()
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch, first = self.start_epoch, self.start_batch
+        while True:
+            indices = self.epoch_indices(epoch)
+            for batch in range(first, self.batches_per_epoch):
+                yield [(epoch, i) for i in indices[batch * self.batch_size : (batch + 1) * self.batch_size]]
+            epoch, first = epoch + 1, 0
 
-    def __len__(self) -> int:
-        return (self.batches_per_epoch - self.start_batch) * self.batch_size
+
+class EpochKeyedDataset(Dataset):
+    """Serves ``(epoch, index)`` keys: sets the wrapped dataset's epoch, then returns its item ``index``.
+
+    Datasets whose samples are a function of (seed, epoch, index) then give the same sample for a key in
+    any process, including persistent DataLoader workers that keep their own copy of the dataset.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
 
 
 def batches_per_epoch(dataset_size: int, *, batch_size: int, world_size: int) -> int:

@@ -36,11 +36,11 @@ from irconstyle.training import checkpointing
 from irconstyle.training.config import ConfigError, TrainingConfig, save_config
 from irconstyle.training.distributed import (
     DistributedContext,
-    ShardedEpochSampler,
+    EpochKeyedDataset,
+    ShardedBatchSampler,
     all_reduce_mean,
     barrier,
     batches_per_epoch,
-    epoch_seed,
     gather_objects,
     init_distributed,
 )
@@ -393,33 +393,32 @@ class Trainer:
     # The loop
 
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        """This rank's batches from the current position on, epoch after epoch."""
+        """This rank's batches from the current position on, epoch after epoch, from one DataLoader.
+
+        Workers persist across epochs (so a dataset's image cache survives) and every sample is requested
+        by its (epoch, index) key, so which worker builds it does not matter.
+        """
         config = self.config.data.train
         epoch, start_batch = divmod(self.iteration, self.batches_per_epoch)
-        while True:
-            if hasattr(self.train_set, "set_epoch"):
-                self.train_set.set_epoch(epoch)
-            sampler = ShardedEpochSampler(
-                len(self.train_set),
-                batch_size=config.batch_size,
-                seed=self.config.seed,
-                epoch=epoch,
-                rank=self.context.rank,
-                world_size=self.context.world_size,
-                start_batch=start_batch,
-            )
-            loader = DataLoader(
-                self.train_set,
-                batch_size=config.batch_size,
-                sampler=sampler,
-                drop_last=True,
-                num_workers=config.num_workers,
-                worker_init_fn=_worker_ignores_interrupts,
-                generator=torch.Generator().manual_seed(epoch_seed(self.config.seed + 1, epoch)),
-                pin_memory=self.context.device.type == "cuda",
-            )
-            yield from loader
-            epoch, start_batch = epoch + 1, 0
+        sampler = ShardedBatchSampler(
+            len(self.train_set),
+            batch_size=config.batch_size,
+            seed=self.config.seed,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+            start_epoch=epoch,
+            start_batch=start_batch,
+        )
+        loader = DataLoader(
+            EpochKeyedDataset(self.train_set),
+            batch_sampler=sampler,
+            num_workers=config.num_workers,
+            persistent_workers=config.num_workers > 0,
+            worker_init_fn=_worker_ignores_interrupts,
+            generator=torch.Generator().manual_seed(self.config.seed),
+            pin_memory=self.context.device.type == "cuda",
+        )
+        return iter(loader)
 
     def _mixup(self, degraded: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """With ``use_identity`` half the batches are left alone (as published); otherwise all are mixed."""
@@ -478,6 +477,7 @@ class Trainer:
             logger.error(message)
             raise TrainingDivergedError(message) from None
         finally:
+            batches = None  # shuts the data workers down
             if bar is not None:
                 bar.close()
         final = None

@@ -1,0 +1,99 @@
+"""Config validation: unknown and mistyped keys name themselves and what is allowed, all in one error."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from training_setup import tiny_raw_config
+
+from irconstyle.training import ConfigError, config_from_dict, load_config
+from irconstyle.training.config import apply_overrides
+
+
+def _error(raw: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(raw)
+    return str(caught.value)
+
+
+def test_valid_config_becomes_typed_sections():
+    config = config_from_dict(tiny_raw_config())
+    assert config.train.optimizer.betas == (0.9, 0.999)
+    assert config.train.schedule.periods == (3, 3)
+    assert config.model.constyle.queue_size == 16
+    assert config.to_dict()["train"]["schedule"]["periods"] == [3, 3]
+
+
+def test_unknown_key_names_it_suggests_and_lists_allowed_keys():
+    raw = tiny_raw_config()
+    raw["train"]["optimzer"] = {"lr": 1e-3}
+    message = _error(raw)
+    assert "train.optimzer: unknown key (did you mean 'optimizer'?)" in message
+    assert "allowed here: total_iters, constyle_iters, freeze" in message
+
+
+def test_mistyped_values_name_the_key_and_the_expected_type():
+    raw = apply_overrides(tiny_raw_config(), [
+        "train.total_iters=many", "train.ema.buffers=1", "train.freeze=never", "train.optimizer.betas=[0.9]",
+    ])
+    message = _error(raw)
+    assert "4 problems" in message
+    assert "train.total_iters: expected an integer, got 'many' (str)" in message
+    assert "train.ema.buffers: expected true or false, got 1 (int)" in message
+    assert "train.freeze: expected one of 'eval', 'published', got 'never' (str)" in message
+    assert "train.optimizer.betas: expected a list of 2 values, got 1" in message
+
+
+def test_yaml_1_1_exponent_numbers_are_accepted():
+    config = config_from_dict(apply_overrides(tiny_raw_config(), ["train.optimizer.lr='3e-4'", "val.every=5e3"]))
+    assert config.train.optimizer.lr == 3e-4 and config.val.every == 5000
+
+
+def test_missing_required_keys_and_sections():
+    raw = tiny_raw_config()
+    del raw["model"]["name"]
+    raw["data"] = "folder"
+    message = _error(raw)
+    assert "model.name: required key is missing" in message
+    assert "data: expected a section (mapping), got 'folder' (str)" in message
+
+
+def test_model_and_dataset_options_are_checked_against_their_signatures():
+    raw = apply_overrides(tiny_raw_config(), [
+        "model.options.widht=8", "data.train.options.levle=high", "data.train.options.patch_size=16",
+    ])
+    message = _error(raw)
+    assert "model.options.widht: unknown option (did you mean 'width'?); allowed: width" in message
+    assert "data.train.options.levle: unknown option (did you mean 'level'?)" in message
+    assert "data.train.options.patch_size: set by the trainer from the config" in message
+
+
+def test_semantic_errors():
+    raw = apply_overrides(tiny_raw_config("nafnet"), [
+        "train.constyle_iters=10", "train.schedule.eta_mins=[1e-4]", "train.ema.decay=1.0", "model.name=nafnett",
+    ])
+    message = _error(raw)
+    assert "train.schedule: periods, eta_mins and restart_weights need the same length" in message
+    assert "train.ema.decay: must be in [0, 1), got 1.0" in message
+    assert "model.name: unknown model 'nafnett'; available:" in message
+
+    origin = apply_overrides(tiny_raw_config("nafnet"), ["train.constyle_iters=10"])
+    assert "is an Origin model without ConStyle" in _error(origin)
+
+
+def test_load_config_applies_overrides_and_reports_the_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(tiny_raw_config()))
+    config = load_config(path, ["train.total_iters=7", "model.constyle.enqueue=key"])
+    assert config.train.total_iters == 7 and config.model.constyle.enqueue == "key"
+    with pytest.raises(ConfigError, match=rf"{path}: 1 problem:\n  train.total_iters: must be > 0"):
+        load_config(path, ["train.total_iters=0"])
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        load_config(path, ["train.total_iters"])
+    with pytest.raises(ConfigError, match="train.total_iters is a value, not a section"):
+        load_config(path, ["train.total_iters.x=1"])
+    (tmp_path / "broken.yaml").write_text("model: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "broken.yaml")
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(tmp_path / "missing.yaml")
