@@ -262,6 +262,8 @@ class Restormer(nn.Module):
         self.output = nn.Conv2d(2 * c, out_channels, kernel_size=3, padding=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"expected a B×C×H×W image, got shape {tuple(x.shape)}")
         padded, (height, width) = pad_to_multiple(x, self.size_multiple)
         image = padded.contiguous(memory_format=torch.channels_last)
         stem = self.stem(image)
