@@ -227,3 +227,11 @@ def test_quantize_bits_stores_the_degraded_image_as_an_integer_file_would():
     np.testing.assert_allclose(noisy, quantize(unquantized, 8), atol=1e-6)
     with pytest.raises(ValueError, match="1..16"):
         quantize(image, 0)
+
+
+def test_a_mapping_may_draw_its_base_level_from_a_list():
+    drawn = {D.sample_parameters("derain", {"level": ["low", "high"], "quantize_bits": 8}, seed)["level"]
+             for seed in range(20)}
+    assert drawn == {"low", "high"}
+    with pytest.raises(ValueError, match="empty"):
+        D.sample_parameters("derain", {"level": []}, 0)

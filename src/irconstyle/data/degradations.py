@@ -408,7 +408,8 @@ def _check_task(task: str) -> None:
 
 def sample_parameters(task: str, level: Level, rng: np.random.Generator | int) -> dict[str, Any]:
     """Concrete parameters for one image: from a named level, a list of names (one drawn), or a mapping
-    of explicit values/ranges/choices that overrides a base level (``"level"`` key, default "medium")."""
+    of explicit values/ranges/choices that overrides a base level (``"level"`` key: a name or a list of names
+    to draw from; default "medium")."""
     _check_task(task)
     generator = as_generator(rng)
     if isinstance(level, str):
@@ -422,6 +423,10 @@ def sample_parameters(task: str, level: Level, rng: np.random.Generator | int) -
         raise TypeError(f"level must be a name, a list of names or a mapping, got {type(level).__name__}")
     overrides = dict(level)
     base = overrides.pop("level", "medium")
+    if isinstance(base, Sequence) and not isinstance(base, str):
+        if not base:
+            raise ValueError("an empty list of levels")
+        base = base[int(generator.integers(len(base)))]
     if base not in LEVELS[task]:
         raise ValueError(f"unknown level {base!r} for {task}; choose one of {', '.join(LEVELS[task])}")
     known = {**LEVELS[task][base], **_OPTIONAL_PARAMETERS}
