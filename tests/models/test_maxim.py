@@ -146,6 +146,14 @@ def test_resize_equals_the_published_antialiased_bilinear(scale):
     torch.testing.assert_close(resize(x, scale), expected, rtol=0, atol=1e-5)
 
 
+def test_resize_first_used_in_inference_mode_still_supports_autograd():
+    with torch.inference_mode():
+        resize(torch.rand(1, 2, 40, 24), 0.5)
+    x = torch.rand(1, 2, 40, 24, requires_grad=True)
+    resize(x, 0.5).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
 def test_mix_positions_is_a_linear_map_over_the_mixed_axis():
     tokens = torch.randn(2, 20, 6, 3)
     mix = nn.Linear(20, 20)

@@ -452,10 +452,15 @@ class BottleneckBlock(nn.Module):
 
 @functools.lru_cache(maxsize=64)
 def _resize_matrix(size: int, new_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The new_size×size matrix of the published 1-D resize (bilinear, antialiased), read off the identity."""
-    identity = torch.eye(size, dtype=torch.float64).view(1, size, 1, size)  # one 1×size image per basis vector
-    columns = F.interpolate(identity, size=(1, new_size), mode="bilinear", antialias=True)
-    return columns[0, :, 0, :].t().to(dtype=dtype, device=device).contiguous()
+    """The new_size×size matrix of the published 1-D resize (bilinear, antialiased), read off the identity.
+
+    Each basis vector is resized as a 1×size image (resizing along H with W = 1 gives wrong antialiased
+    weights in torch 2.13). Built outside inference mode so that the cached matrix also serves autograd.
+    """
+    with torch.inference_mode(False):
+        identity = torch.eye(size, dtype=torch.float64).view(1, size, 1, size)
+        columns = F.interpolate(identity, size=(1, new_size), mode="bilinear", antialias=True)
+        return columns[0, :, 0, :].t().to(dtype=dtype, device=device).contiguous()
 
 
 def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -606,7 +611,8 @@ class _MaximUNet(nn.Module):
             x = self.decoders[level](self.upsamples[level](x), *skips)
         return (self.output(x) + image).contiguous()
 
-    def _check(self, image: torch.Tensor) -> None:
+    @staticmethod
+    def _check_image(image: torch.Tensor) -> None:
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected a B×3×H×W image, got shape {tuple(image.shape)}")
 
@@ -729,7 +735,7 @@ class ConStyleMaximBody(_MaximUNet):
     def forward(
         self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
     ) -> torch.Tensor:
-        self._check(image)
+        self._check_image(image)
         _check_inputs(image, latent_q, features, self.size_multiple)
         maps = [
             adapter(feature.contiguous(memory_format=torch.channels_last))
@@ -897,6 +903,6 @@ class Maxim(_MaximUNet):
         self.to(memory_format=torch.channels_last)  # conv weights in the layout the maps use
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        self._check(image)
+        self._check_image(image)
         padded, (height, width) = pad_to_multiple(image, self.size_multiple)
         return self._restore(padded, None, None)[..., :height, :width]
