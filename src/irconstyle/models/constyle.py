@@ -152,6 +152,10 @@ class ConStyle(nn.Module):
         """One training forward: the degraded image is the query, the clean image the positive key."""
         if not self.contrastive:
             raise RuntimeError("ConStyle was built without contrastive=True: it has no key encoder or queue")
+        if self.training and degraded.shape[0] < 2:
+            raise ValueError(
+                "ConStyle training needs a batch of at least 2 (its projection heads use BatchNorm1d batch statistics)"
+            )
         encoded = self.encoder(degraded)
         with torch.no_grad():
             self.momentum_update()
