@@ -170,3 +170,15 @@ def test_training_forward_reaches_body_and_encoder_but_not_the_unused_published_
     assert model.body.encoders[0].multi_axis[0].grid.token_mix.weight.grad is not None
     assert model.constyle.encoder.stage1[0][0].weight.grad is not None
     assert model.body.encoders[0].unused_cross_gating.proj_x.weight.grad is None
+
+
+@pytest.mark.parametrize("name", ["constyle_maxim", "maxim"])
+def test_runs_under_cpu_bfloat16_autocast(name):
+    model = irconstyle.build_model(name, features=8).eval()
+    image = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        reference = model(image)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            restored = model(image)
+    assert restored.shape == image.shape
+    assert (restored.float() - reference).abs().max().item() < 0.1

@@ -78,8 +78,8 @@ def _project(
         out = torch.addmm(residual.reshape(-1, shape[-1]), first.reshape(-1, first.shape[-1]), weight.t())
     else:
         out = first.reshape(-1, first.shape[-1]) @ weight.t()
-    for x, weight in parts[1:]:
-        out = out.addmm_(x.reshape(-1, x.shape[-1]), weight.t())
+    for x, weight in parts[1:]:  # in-place ops escape autocast: match the dtype of ``out`` explicitly
+        out = out.addmm_(x.reshape(-1, x.shape[-1]).to(out.dtype), weight.t().to(out.dtype))
     if bias is not None:
         out = out.add_(bias)
     out = out.view(shape)
