@@ -32,6 +32,16 @@ AUTHORS_DEFAULTS = {
 }  # fmt: skip
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These small models gain nothing from threads, and on a shared, loaded machine two OpenMP threads can be
+    ten times slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _load_small(name: str, reference_dir, manifest) -> tuple[nn.Module, dict[str, np.ndarray]]:
     entry = manifest[name]
     model = official.build(name, **entry["config"])
