@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from training_setup import PHOTOS, TINY_MODELS, tiny_config
 
 from irconstyle import load_model
-from irconstyle.training import Trainer, TrainingCheckpointError, TrainingDivergedError
+from irconstyle.training import Trainer, TrainingCheckpointError, TrainingDivergedError, config_from_dict
 from irconstyle.training import objective as objective_module
 from irconstyle.training.checkpointing import load_training_checkpoint, periodic_name
 
@@ -68,6 +70,23 @@ def test_resume_with_a_changed_recipe_names_the_difference(validated_run):
     changed = tiny_config(**{"train.total_iters": 6, "train.optimizer.lr": 1e-3, "data.val": val})
     with pytest.raises(TrainingCheckpointError, match=r"train\.optimizer\.lr: checkpoint 0\.0003, now 0\.001"):
         Trainer(changed, output_dir=output, resume="auto", progress=False).run()
+
+
+def test_resuming_an_older_checkpoint_refuses_to_mix_histories(validated_run):
+    config, output, _ = validated_run
+    with pytest.raises(TrainingCheckpointError, match=r"past iteration 2 .*iter_00000004\.ckpt"):
+        Trainer(config, output_dir=output, resume=output / "checkpoints" / periodic_name(2), progress=False).run()
+
+
+def test_resume_allows_moved_data_and_a_longer_run(validated_run, tmp_path):
+    config, shared_output, _ = validated_run
+    output = shutil.copytree(shared_output, tmp_path / "run")
+    raw = config.to_dict()
+    raw["train"]["total_iters"] = 5
+    raw["data"]["train"]["options"]["clean_dirs"] = str(tmp_path / "moved")
+    (tmp_path / "moved").symlink_to(PHOTOS / "train")
+    result = Trainer(config_from_dict(raw), output_dir=output, resume="auto", progress=False).run()
+    assert result.iteration == 5 and result.status == "completed"
 
 
 def _states_equal(a: dict, b: dict) -> list[str]:

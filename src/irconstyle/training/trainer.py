@@ -19,21 +19,23 @@ import math
 import random
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from irconstyle.models.constyle import ConStyleRestorer
-from irconstyle.models.registry import build_model
+from irconstyle.models.registry import MODELS, build_model
 from irconstyle.training import checkpointing
 from irconstyle.training.config import ConfigError, TrainingConfig, save_config
+from irconstyle.training.data import build_train_dataset, build_val_dataset
 from irconstyle.training.distributed import (
     DistributedContext,
     EpochKeyedDataset,
@@ -47,12 +49,17 @@ from irconstyle.training.distributed import (
 from irconstyle.training.ema import ModelEMA
 from irconstyle.training.objective import TrainingObjective
 from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR
+from irconstyle.training.validation import evaluate
 
 logger = logging.getLogger("irconstyle.training")
 
-# Settings that may change between a run and its resumption; any other difference is an error.
-RESUMABLE_CHANGES = ("name", "train.total_iters", "val.every", "val.samples", "checkpoint.", "log.", "device",
-                     "threads", "data.train.num_workers", "data.val.num_workers")
+# Settings that may change between a run and its resumption (where things are, how often to report, the
+# validation set); any other difference would break the exact continuation and is an error.
+RESUMABLE_CHANGES = (
+    "name", "device", "threads", "train.total_iters", "checkpoint.", "log.", "val.every", "val.samples", "data.val",
+    "data.train.num_workers", "data.train.options.root", "data.train.options.clean_dirs",
+    "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
+)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -195,6 +202,13 @@ class Trainer:
         else:
             path = Path(self.resume)
         state = checkpointing.load_training_checkpoint(path)
+        later = [p.name for i, p in checkpointing.periodic_checkpoints(self.checkpoint_dir) if i > state["iteration"]]
+        if later:
+            raise checkpointing.TrainingCheckpointError(
+                f"{self.checkpoint_dir} holds checkpoints past iteration {state['iteration']} of {path.name} "
+                f"({', '.join(later)}), from the continuation being replaced; delete them or resume into "
+                "another --output folder"
+            )
         logger.info("resuming from %s (iteration %d)", path, state["iteration"])
         self._check_resumable(state, path)
         return state
@@ -227,8 +241,6 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         config = self.config
         kwargs = dict(config.model.options)
-        from irconstyle.models.registry import MODELS
-
         factory = MODELS[config.model.name].factory
         if isinstance(factory, type) and issubclass(factory, ConStyleRestorer):
             constyle = config.model.constyle
@@ -258,8 +270,6 @@ class Trainer:
         return model
 
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
-        from irconstyle.training.data import build_train_dataset, build_val_dataset
-
         train = build_train_dataset(self.config)
         val = build_val_dataset(self.config) if self.config.data.val is not None else None
         return train, val
@@ -435,15 +445,11 @@ class Trainer:
         self._set_train_mode()
         bar = None
         if self.progress and context.is_main:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=total, initial=self.iteration, unit="it", dynamic_ncols=True, desc=config.name)
         meter = _LossMeter()
         batches = self._batches()
         last_checkpoint = checkpointing.latest_checkpoint(self.checkpoint_dir) if context.is_main else None
-        last_saved_iteration = self.iteration if self.iteration else None
         status: Literal["completed", "interrupted"] = "completed"
-        started = time.perf_counter()
         try:
             while self.iteration < total:
                 batch = next(batches)
@@ -458,7 +464,7 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix({name: f"{value:.4g}" for name, value in losses.items()}, refresh=False)
                 if self.iteration % config.log.every == 0 or self.iteration == total:
-                    self._log(meter.mean(), writer, started)
+                    self._log(meter.mean(), writer)
                     meter = _LossMeter()
                 validated = self.val_set is not None and (
                     self.iteration % config.val.every == 0 or self.iteration == total
@@ -467,7 +473,6 @@ class Trainer:
                     self._validate(writer)
                 if self.iteration % config.checkpoint.every == 0 or self.iteration == total or stop:
                     last_checkpoint = self._save_checkpoint()
-                    last_saved_iteration = self.iteration
                 if stop:
                     status = "interrupted"
                     break
@@ -477,7 +482,7 @@ class Trainer:
             logger.error(message)
             raise TrainingDivergedError(message) from None
         finally:
-            batches = None  # shuts the data workers down
+            del batches  # shuts the data workers down
             if bar is not None:
                 bar.close()
         final = None
@@ -491,7 +496,6 @@ class Trainer:
             final = self.output_dir / "model_final.safetensors"
             checkpointing.export_inference_weights(self.ema.module, final)
             logger.info("finished %d iterations; EMA weights in %s", self.iteration, final)
-        del last_saved_iteration
         return TrainingResult(
             iteration=self.iteration,
             status=status,
@@ -534,7 +538,7 @@ class Trainer:
             self.ema.update(self.model)
         return losses, summary[-1] > 0
 
-    def _log(self, losses: dict[str, float], writer: Any, started: float) -> None:
+    def _log(self, losses: dict[str, float], writer: Any) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
         logger.info("iteration %d/%d lr=%.3g %s", self.iteration, self.config.train.total_iters, lr, shown)
@@ -550,8 +554,6 @@ class Trainer:
         """Rank 0 restores the validation set with the EMA model; the best by ``val.metric`` is saved."""
         is_best = False
         if self.context.is_main:
-            from irconstyle.training.validation import evaluate
-
             scores, samples = evaluate(
                 self.ema.module, self.val_set, device=self.context.device, samples=self.config.val.samples,
                 num_workers=self.config.data.val.num_workers,
@@ -634,8 +636,6 @@ def _worker_ignores_interrupts(worker_id: int) -> None:
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
-    import numpy as np
-
     np.random.seed(seed)
     torch.manual_seed(seed)
 
