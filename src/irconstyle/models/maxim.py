@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
-from irconstyle.models.unet import _adapter, _check_inputs, _down, _up
+from irconstyle.models.unet import check_body_inputs, feature_adapter, pixel_shuffle_up, pixel_unshuffle_down
 
 Size = tuple[int, int]
 LEVELS = 3  # U-Net levels above the bottleneck (the published MAXIM-1S depth)
@@ -682,12 +682,12 @@ class ConStyleMaximBody(_MaximUNet):
         widths = (f, 2 * f, 3 * f)
         self.size_multiple = partitioning.size_multiple
         self.input_convs = nn.ModuleList(nn.Conv2d(3, f, 3, padding=1, bias=bias) for _ in range(LEVELS))
-        self.feature_adapters = nn.ModuleList(_adapter(n, f, "leaky_relu") for n in feature_channels)
+        self.feature_adapters = nn.ModuleList(feature_adapter(n, f, "leaky_relu") for n in feature_channels)
         self.encoders = nn.ModuleList(
             LevelBlock(in_channels, width, **partitioning.level(level), options=options)
             for level, (in_channels, width) in enumerate(zip((2 * f, 3 * f, 4 * f), widths, strict=True))
         )
-        self.downsamples = nn.ModuleList(_down(width) for width in widths)
+        self.downsamples = nn.ModuleList(pixel_unshuffle_down(width) for width in widths)
         self.bottleneck = nn.Sequential(
             *(BottleneckBlock(4 * f, **partitioning.bottleneck, options=options) for _ in range(bottleneck_blocks))
         )
@@ -719,7 +719,7 @@ class ConStyleMaximBody(_MaximUNet):
             )
             for level in range(LEVELS)
         )
-        self.upsamples = nn.ModuleList(_up(width) for width in (2 * f, 3 * f, 3 * f))
+        self.upsamples = nn.ModuleList(pixel_shuffle_up(width) for width in (2 * f, 3 * f, 3 * f))
         self.decoders = nn.ModuleList(
             LevelBlock(in_channels, width, **partitioning.level(level), options=options)
             for level, (in_channels, width) in enumerate(
@@ -736,7 +736,7 @@ class ConStyleMaximBody(_MaximUNet):
         self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         self._check_image(image)
-        _check_inputs(image, latent_q, features, self.size_multiple)
+        check_body_inputs(image, latent_q, features, self.size_multiple)
         maps = [
             adapter(feature.contiguous(memory_format=torch.channels_last))
             for adapter, feature in zip(self.feature_adapters, features, strict=True)

@@ -22,17 +22,17 @@ BlockFactory = Callable[[int, int, str], nn.Module]
 STAGES = ("encoder1", "encoder2", "encoder3", "bottleneck", "decoder3", "decoder2", "decoder1", "refinement")
 
 
-def _down(channels: int) -> nn.Sequential:
+def pixel_unshuffle_down(channels: int) -> nn.Sequential:
     """Halve the resolution keeping ``channels``: 3×3 conv to channels/4, then 2×2 pixel-unshuffle."""
     return nn.Sequential(nn.Conv2d(channels, channels // 4, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
 
 
-def _up(channels: int) -> nn.Sequential:
+def pixel_shuffle_up(channels: int) -> nn.Sequential:
     """Double the resolution keeping ``channels``: 3×3 conv to 4×channels, then 2×2 pixel-shuffle."""
     return nn.Sequential(nn.Conv2d(channels, channels * 4, 3, padding=1, bias=False), nn.PixelShuffle(2))
 
 
-def _adapter(in_channels: int, out_channels: int, activation: str) -> nn.Sequential:
+def feature_adapter(in_channels: int, out_channels: int, activation: str) -> nn.Sequential:
     act = nn.PReLU(out_channels) if activation == "prelu" else nn.LeakyReLU(0.1, inplace=True)
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), act)
 
@@ -87,26 +87,26 @@ class ConStyleUNet(nn.Module):
         self.channels_last = channels_last
         c = width
         self.stem = nn.Conv2d(image_channels, c, 3, padding=1, bias=False)
-        self.feature_adapters = nn.ModuleList(_adapter(n, c, adapter_activation) for n in feature_channels)
+        self.feature_adapters = nn.ModuleList(feature_adapter(n, c, adapter_activation) for n in feature_channels)
 
         self.encoder1 = make_blocks(c, encoder_blocks[0], "encoder1")
-        self.down1 = _down(c)
+        self.down1 = pixel_unshuffle_down(c)
         self.encoder2 = make_blocks(2 * c, encoder_blocks[1], "encoder2")
-        self.down2 = _down(2 * c)
+        self.down2 = pixel_unshuffle_down(2 * c)
         self.encoder3 = make_blocks(3 * c, encoder_blocks[2], "encoder3")
-        self.down3 = _down(3 * c)
+        self.down3 = pixel_unshuffle_down(3 * c)
 
         self.bottleneck = make_blocks(4 * c, bottleneck_blocks, "bottleneck")
         self.latent_projection = nn.Linear(latent_dim, 4 * c)
         self.latent_fusion = nn.Conv2d(8 * c, 3 * c, 1, bias=fusion_output_bias)
 
-        self.up3 = _up(3 * c)
+        self.up3 = pixel_shuffle_up(3 * c)
         self.merge3 = nn.Conv2d(6 * c, 4 * c, 1, bias=False)
         self.decoder3 = make_blocks(4 * c, decoder_blocks[2], "decoder3")
-        self.up2 = _up(4 * c)
+        self.up2 = pixel_shuffle_up(4 * c)
         self.merge2 = nn.Conv2d(6 * c, 3 * c, 1, bias=False)
         self.decoder2 = make_blocks(3 * c, decoder_blocks[1], "decoder2")
-        self.up1 = _up(3 * c)
+        self.up1 = pixel_shuffle_up(3 * c)
         self.merge1 = nn.Conv2d(4 * c, 2 * c, 1, bias=False)
         self.decoder1 = make_blocks(2 * c, decoder_blocks[0], "decoder1")
 
@@ -116,7 +116,7 @@ class ConStyleUNet(nn.Module):
     def forward(
         self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
     ) -> torch.Tensor:
-        _check_inputs(image, latent_q, features, self.size_multiple)
+        check_body_inputs(image, latent_q, features, self.size_multiple)
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
             features = [feature.contiguous(memory_format=torch.channels_last) for feature in features]
@@ -136,7 +136,7 @@ class ConStyleUNet(nn.Module):
         return (self.output(self.refinement(x)) + image).contiguous()
 
 
-def _check_inputs(
+def check_body_inputs(
     image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor], multiple: int
 ) -> None:
     if image.dim() != 4:
