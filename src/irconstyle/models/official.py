@@ -291,7 +291,7 @@ def _to_python(value: Any) -> Any:
 
 def architecture_of(model: nn.Module) -> OfficialArchitecture:
     config = getattr(model, "build_config", None)
-    for official_name, architecture in ARCHITECTURES.items():
+    for architecture in ARCHITECTURES.values():
         if config is not None and config["name"] == architecture.name:
             return architecture
         if config is None and type(model) is MODELS[architecture.name].factory:
