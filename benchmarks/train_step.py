@@ -47,7 +47,8 @@ def time_steps(name: str, size: str, *, batch: int, patch: int, steps: int, warm
     model = build_model(name, **options).to(device).train()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     objective = TrainingObjective(model, LossSection())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=3e-4, weight_decay=1e-4, foreach=True)  # as the trainer
     ema = ModelEMA(model, decay=0.999)
     clean = torch.rand(batch, 3, patch, patch, device=device)
     degraded = clean + 0.1 * torch.randn_like(clean)

@@ -158,3 +158,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         Trainer(config, output_dir=tmp_path, progress=False).run()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [periodic_name(2)]
     assert not (tmp_path / "model_final.safetensors").exists()
+
+
+def test_non_finite_gradient_stops_when_clipping(tmp_path, monkeypatch):
+    def l1_with_infinite_gradient(restored, target):
+        mean = restored.mean()
+        return torch.nn.functional.l1_loss(restored, target) + torch.sqrt(mean - mean.detach())  # d√x at 0 = ∞
+
+    monkeypatch.setitem(objective_module.PIXEL_LOSSES, "l1", l1_with_infinite_gradient)
+    config = tiny_config(**{"train.total_iters": 2, "train.grad_clip": 1.0})
+    with pytest.raises(TrainingDivergedError, match="non-finite gradient norm at iteration 1.*no checkpoint"):
+        Trainer(config, output_dir=tmp_path, progress=False).run()
