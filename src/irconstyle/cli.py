@@ -61,6 +61,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import os
 
+    from irconstyle.data.datasets import DatasetError
+    from irconstyle.data.io import ImageReadError
     from irconstyle.training import ConfigError, TrainingCheckpointError, TrainingDivergedError, load_config, train
     from irconstyle.training.distributed import shutdown_distributed
 
@@ -77,7 +79,7 @@ def _run_train(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"irconstyle train: config error: {error}", file=sys.stderr)
         return 2
-    except (TrainingCheckpointError, TrainingDivergedError) as error:
+    except (TrainingCheckpointError, TrainingDivergedError, DatasetError, ImageReadError) as error:
         print(f"irconstyle train: {error}", file=sys.stderr)
         return 1
     finally:

@@ -9,7 +9,13 @@ import torch
 from training_setup import PHOTOS, TINY_MODELS, tiny_config
 
 from irconstyle import load_model
-from irconstyle.training import Trainer, TrainingCheckpointError, TrainingDivergedError, config_from_dict
+from irconstyle.training import (
+    ConfigError,
+    Trainer,
+    TrainingCheckpointError,
+    TrainingDivergedError,
+    config_from_dict,
+)
 from irconstyle.training import objective as objective_module
 from irconstyle.training.checkpointing import load_training_checkpoint, periodic_name
 
@@ -169,3 +175,9 @@ def test_non_finite_gradient_stops_when_clipping(tmp_path, monkeypatch):
     config = tiny_config(**{"train.total_iters": 2, "train.grad_clip": 1.0})
     with pytest.raises(TrainingDivergedError, match="non-finite gradient norm at iteration 1.*no checkpoint"):
         Trainer(config, output_dir=tmp_path, progress=False).run()
+
+
+def test_dataset_problems_are_config_errors_naming_the_section(tmp_path):
+    config = tiny_config(**{"data.train.options.clean_dirs": str(tmp_path / "missing")})
+    with pytest.raises(ConfigError, match=r"data\.train: .*missing: no such folder"):
+        Trainer(config, output_dir=tmp_path / "run", progress=False).run()

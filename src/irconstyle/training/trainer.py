@@ -270,9 +270,17 @@ class Trainer:
         return model
 
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
-        train = build_train_dataset(self.config)
-        val = build_val_dataset(self.config) if self.config.data.val is not None else None
-        return train, val
+        """The datasets from their config sections; a folder, file or option they reject is a config error."""
+        try:
+            train = build_train_dataset(self.config)
+        except ValueError as error:  # DatasetError, ImageReadError, bad task or level
+            raise ConfigError(f"data.train: {error}") from None
+        if self.config.data.val is None:
+            return train, None
+        try:
+            return train, build_val_dataset(self.config)
+        except ValueError as error:
+            raise ConfigError(f"data.val: {error}") from None
 
     def _encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.model.constyle.encoder.parameters()) if self.is_constyle else []
