@@ -283,3 +283,10 @@ def test_augmentation_defaults_on_for_patches_off_for_whole_images(tmp_path: Pat
         flipped.set_epoch(epoch)
         shapes.add(tuple(flipped[0]["gt"].shape))
     assert shapes == {(3, 40, 48), (3, 48, 40)}  # rotated views of the whole image appear
+
+
+def test_whole_image_dehaze_samples_work_at_sizes_whose_depth_preview_rounds_down(tmp_path):
+    # 300×451 (scikit-image's chelsea): the 256-px depth preview is 170×256, smaller than the scaled window.
+    write_image(tmp_path / "odd.png", np.random.default_rng(0).integers(0, 256, (300, 451, 3), dtype=np.uint8))
+    sample = ds.degraded(clean_dirs=tmp_path, task="dehaze", level="medium")[0]
+    assert sample["lq"].shape == (3, 300, 451)

@@ -360,7 +360,9 @@ class DegradedImageDataset(_SeededImageDataset):
         small = Image.fromarray(preview).resize((max(1, round(width * scale)), max(1, round(height * scale))))
         depth = Image.fromarray(synthetic_depth(image_to_float(np.asarray(small)), rng))
         rows, cols = window
-        box = (cols.start * scale, rows.start * scale, cols.stop * scale, rows.stop * scale)
+        # The preview's size is rounded, so map the window with its actual per-axis scale (never past its edge).
+        scale_x, scale_y = small.width / width, small.height / height
+        box = (cols.start * scale_x, rows.start * scale_y, cols.stop * scale_x, rows.stop * scale_y)
         size = (cols.stop - cols.start, rows.stop - rows.start)
         return np.asarray(depth.resize(size, Image.Resampling.BILINEAR, box=box), dtype=np.float32)
 
