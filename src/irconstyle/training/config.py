@@ -113,10 +113,15 @@ class LossSection:
 
 @dataclass(frozen=True)
 class EMASection:
-    """Weight EMA; ``buffers: false`` is the published parameters-only average (spec quirk 4)."""
+    """Weight EMA; ``buffers: false`` is the published parameters-only average (spec quirk 4).
+
+    ``recalibrate_batches``: before each validation and export, the EMA model's BatchNorm statistics are
+    recomputed over this many fixed training batches (0: use the statistics copied from the live model).
+    """
 
     decay: float = 0.999
     buffers: bool = True
+    recalibrate_batches: int = 16
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,20 @@ each update, so the EMA model's ConStyle heads normalise with real statistics.
 ``include_buffers=False`` is the published behaviour (spec 4.1, quirk 4): only parameters are averaged and
 the buffers keep their initial values, so the EMA model's projection-head BatchNorms use identity statistics
 (mean 0, variance 1). Choose it only to reproduce the authors' numbers.
+
+Copied statistics were gathered by the live weights, not the averaged ones; where they are tiny (ConStyle's
+heads see nearly constant pooled features, so their BatchNorm works in the eps-dominated regime) the mismatch
+is amplified into wild latents at inference. :meth:`ModelEMA.recalibrated` recomputes them for the EMA weights.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
 
 class ModelEMA:
@@ -36,6 +42,20 @@ class ModelEMA:
         if self.include_buffers:
             for ema_buffer, live_buffer in zip(self.module.buffers(), model.buffers(), strict=True):
                 ema_buffer.copy_(live_buffer)
+
+    def recalibrated(self, batches: Iterable[torch.Tensor]) -> nn.Module:
+        """A copy of the EMA model whose BatchNorm statistics are recomputed for its own weights.
+
+        Runs the copy in train mode over ``batches`` of degraded inputs (a cumulative average, as for SWA);
+        the EMA state itself is untouched, so training continues exactly. Models without BatchNorm come back
+        unchanged.
+        """
+        module = copy.deepcopy(self.module)
+        has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+        if has_batchnorm:
+            with torch.no_grad():
+                update_bn(batches, module)
+        return module.eval()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()

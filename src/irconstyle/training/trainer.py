@@ -51,6 +51,8 @@ from irconstyle.training.objective import TrainingObjective
 from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR
 from irconstyle.training.validation import evaluate
 
+CALIBRATION_EPOCH = 2**31 - 1  # the data "epoch" whose samples recalibrate BatchNorm; never reached in training
+
 logger = logging.getLogger("irconstyle.training")
 
 # Settings that may change between a run and its resumption (where things are, how often to report, the
@@ -59,6 +61,7 @@ RESUMABLE_CHANGES = (
     "name", "device", "threads", "train.total_iters", "checkpoint.", "log.", "val.every", "val.samples", "data.val",
     "data.train.num_workers", "data.train.options.root", "data.train.options.clean_dirs",
     "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
+    "train.ema.recalibrate_batches",
 )
 
 
@@ -169,6 +172,8 @@ class Trainer:
         )
         ema = config.train.ema
         self.ema = ModelEMA(self.model, decay=ema.decay, include_buffers=ema.buffers) if context.is_main else None
+        self._calibration: list[torch.Tensor] | None = None
+        self._evaluation_cache: tuple[int, nn.Module] | None = None
         # Mixup draws from its own generators so that nothing else shifts its random stream.
         self.mixup_random = random.Random(config.seed + 1000 * context.rank)
         self.mixup_generator = torch.Generator().manual_seed(config.seed + 1000 * context.rank + 1)
@@ -399,7 +404,9 @@ class Trainer:
             if best:
                 path = self.checkpoint_dir / checkpointing.BEST_NAME
                 checkpointing.atomic_save(state, path)
-                checkpointing.export_inference_weights(self.ema.module, self.output_dir / "model_best.safetensors")
+                checkpointing.export_inference_weights(
+                    self._evaluation_model(), self.output_dir / "model_best.safetensors"
+                )
             else:
                 path = self.checkpoint_dir / checkpointing.periodic_name(self.iteration)
                 checkpointing.atomic_save(state, path)
@@ -503,7 +510,7 @@ class Trainer:
             )
         elif context.is_main:
             final = self.output_dir / "model_final.safetensors"
-            checkpointing.export_inference_weights(self.ema.module, final)
+            checkpointing.export_inference_weights(self._evaluation_model(), final)
             logger.info("finished %d iterations; EMA weights in %s", self.iteration, final)
         return TrainingResult(
             iteration=self.iteration,
@@ -559,12 +566,32 @@ class Trainer:
     # -----------------------------------------------------------------------------------------------------
     # Validation
 
+    def _evaluation_model(self) -> nn.Module:
+        """The EMA model as validated and exported, BatchNorm statistics recomputed for its weights."""
+        if self._evaluation_cache is None or self._evaluation_cache[0] != self.iteration:
+            recalibrate = self.config.train.ema.recalibrate_batches > 0
+            module = self.ema.recalibrated(self._calibration_batches()) if recalibrate else self.ema.module
+            self._evaluation_cache = (self.iteration, module)
+        return self._evaluation_cache[1]
+
+    def _calibration_batches(self) -> list[torch.Tensor]:
+        """Fixed degraded training batches, the same at every call and after resuming, for recalibration."""
+        if self._calibration is None:
+            keyed = EpochKeyedDataset(self.train_set)
+            size = self.config.data.train.batch_size
+            count = self.config.train.ema.recalibrate_batches * size
+            samples = [keyed[(CALIBRATION_EPOCH, i % len(self.train_set))]["lq"] for i in range(count)]
+            self._calibration = [
+                torch.stack(samples[i : i + size]).to(self.context.device) for i in range(0, count, size)
+            ]
+        return self._calibration
+
     def _validate(self, writer: Any) -> None:
         """Rank 0 restores the validation set with the EMA model; the best by ``val.metric`` is saved."""
         is_best = False
         if self.context.is_main:
             scores, samples = evaluate(
-                self.ema.module, self.val_set, device=self.context.device, samples=self.config.val.samples,
+                self._evaluation_model(), self.val_set, device=self.context.device, samples=self.config.val.samples,
                 num_workers=self.config.data.val.num_workers,
             )
             metric = self.config.val.metric
