@@ -107,8 +107,11 @@ class NAFNet(nn.Module):
     channels; the decoder upsamples with a 1×1 conv and pixel-shuffle and *adds* the encoder skip. The residual
     is added to the input. ``encoder_blocks`` are listed from the top level down, ``decoder_blocks`` in the
     order they run (deepest first). Any input size works: it is zero-padded at the bottom/right to a multiple
-    of 2^levels, as published, and the output is cropped back.
+    of 2^levels, as published, and the output is cropped back. It computes in channels-last memory unless
+    ``channels_last`` is set to False.
     """
+
+    channels_last: bool = True
 
     def __init__(
         self,
@@ -145,7 +148,8 @@ class NAFNet(nn.Module):
             raise ValueError(f"expected a B×C×H×W image, got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
         padded = F.pad(x, (0, -width % self.size_multiple, 0, -height % self.size_multiple))
-        padded = padded.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            padded = padded.contiguous(memory_format=torch.channels_last)
 
         h = self.stem(padded)
         skips = []

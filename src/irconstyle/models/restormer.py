@@ -206,10 +206,11 @@ class Restormer(nn.Module):
     decoder stays at 2C (no channel reduction), followed by ``refinement_blocks`` blocks and a 3×3 output conv,
     plus the input image. Inputs of any size are reflect-padded to a multiple of 8 and cropped back.
     ``dual_pixel=True`` is the dual-pixel defocus variant (``in_channels=6``): a 1×1 skip from the stem instead
-    of the image residual.
+    of the image residual. It computes in channels-last memory unless ``channels_last`` is set to False.
     """
 
     size_multiple = 8
+    channels_last: bool = True
 
     def __init__(
         self,
@@ -265,7 +266,7 @@ class Restormer(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"expected a B×C×H×W image, got shape {tuple(x.shape)}")
         padded, (height, width) = pad_to_multiple(x, self.size_multiple)
-        image = padded.contiguous(memory_format=torch.channels_last)
+        image = padded.contiguous(memory_format=torch.channels_last) if self.channels_last else padded
         stem = self.stem(image)
         level1 = self.encoder1(stem)
         level2 = self.encoder2(self.down1(level1))
