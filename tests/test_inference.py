@@ -1,8 +1,10 @@
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from irconstyle.inference import restore_tensor, tiles
+from irconstyle import inference
+from irconstyle.inference import resolve_tile, restore_tensor, tiles
 
 
 class ShiftAndBlur(nn.Module):
@@ -69,3 +71,52 @@ def test_bad_options_are_clear_errors(kwargs, message):
 def test_rejects_non_rgb_tensors():
     with pytest.raises(ValueError, match="B×3×H×W"):
         restore_tensor(ShiftAndBlur(), torch.rand(3, 64, 64))
+
+
+def test_auto_tile_restores_small_images_whole_and_large_ones_in_tiles(monkeypatch):
+    model = ShiftAndBlur()
+    monkeypatch.setattr(inference, "AUTO_TILE_ABOVE_PIXELS", 64 * 64)
+    monkeypatch.setattr(inference, "AUTO_TILE", 44)  # rounded up to the model's multiple of 8
+    assert resolve_tile(model, "auto", 64, 64) is None
+    assert resolve_tile(model, "auto", 64, 65) == 48
+    assert resolve_tile(model, 32, 1000, 1000) == 32
+    small, large = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 72, 100)
+    torch.testing.assert_close(restore_tensor(model, small, tile="auto", tile_overlap=8), restore_tensor(model, small))
+    torch.testing.assert_close(restore_tensor(model, large, tile="auto", tile_overlap=8),
+                               restore_tensor(model, large, tile=48, tile_overlap=8))
+
+
+def test_bad_tile_values_are_refused():
+    for tile in ("big", 12.5, True):
+        with pytest.raises(ValueError, match="tile must be"):
+            restore_tensor(ShiftAndBlur(), torch.rand(1, 3, 16, 16), tile=tile)
+
+
+class CastCounter(TorchDispatchMode):
+    """Counts dtype conversions of tensors shaped like ``shape``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape, self.count = tuple(shape), 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten._to_copy.default, torch.ops.aten.to.dtype) and tuple(args[0].shape) == self.shape:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_bf16_casts_the_weights_once_per_restore_not_once_per_tile(monkeypatch):
+    monkeypatch.setattr(inference, "cpu_bf16_is_fast", lambda: True)
+    model = ShiftAndBlur()
+    image = torch.rand(1, 3, 64, 64)
+    with CastCounter(model.conv.weight.shape) as counter:
+        restored = restore_tensor(model, image, tile=32, tile_overlap=8, precision="bf16")
+    assert counter.count == 1  # 9 tiles
+    torch.testing.assert_close(restored, restore_tensor(model, image, tile=32, tile_overlap=8), atol=2e-2, rtol=0)
+
+
+def test_bf16_on_a_cpu_without_amx_warns_that_it_is_slower(monkeypatch):
+    monkeypatch.setattr(inference, "cpu_bf16_is_fast", lambda: False)
+    inference._warn_slow_cpu_bf16.cache_clear()
+    with pytest.warns(UserWarning, match="slower than fp32"):
+        restore_tensor(ShiftAndBlur(), torch.rand(1, 3, 16, 16), precision="bf16")

@@ -100,7 +100,9 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--task", choices=["denoise", "derain", "dehaze", "deblur"], default="denoise",
                          help="which bundled model to use when --model is not given (default: denoise)")
     restore.add_argument("--model", help="a bundled model (task name) or an irconstyle .safetensors file")
-    restore.add_argument("--tile", type=int, help="restore in tiles of N×N pixels (bounded memory for big photos)")
+    restore.add_argument("--tile", type=_tile_size, default="auto",
+                         help="restore in tiles of N×N pixels (bounded memory for big photos); 'auto' (default) "
+                         "tiles images over 1 megapixel at 256×256; 0 restores whole images")
     restore.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in pixels (32)")
     restore.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× slower)")
     restore.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
@@ -112,13 +114,28 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.set_defaults(handler=_run_restore)
 
 
+def _tile_size(text: str) -> int | str | None:
+    """``--tile`` values: 'auto', 0 (whole images) or a tile size in pixels."""
+    if text == "auto":
+        return text
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels, got {text!r}") from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"tile size must be 0 (whole images) or positive, got {size}")
+    return size or None
+
+
 def _run_restore(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
     from irconstyle.models.checkpoint import CheckpointError
     from irconstyle.restoration import expand_inputs, restore_files
+    from irconstyle.runtime import retain_freed_memory
 
+    retain_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     files = expand_inputs(args.inputs)
@@ -292,7 +309,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     from irconstyle.metrics import get_protocol
     from irconstyle.models.checkpoint import CheckpointError
     from irconstyle.restoration import resolve_model
+    from irconstyle.runtime import retain_freed_memory
 
+    retain_freed_memory()
     def show(score) -> None:
         if not args.quiet:
             print(f"{score.name:32s} {score.psnr_rgb:7.2f} {score.ssim_rgb:7.4f} {score.psnr_y:7.2f} "

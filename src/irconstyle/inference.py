@@ -6,14 +6,24 @@ Everything here works on float tensors in [0, 1]; image files and arrays are con
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import torch
 from torch import nn
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles total)
+Tile = int | Literal["auto"] | None
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+# tile="auto": whole images up to AUTO_TILE_ABOVE_PIXELS, tiles of AUTO_TILE beyond. Restoring whole takes about
+# 1.7 GB per megapixel with the default denoiser (more with the paper-size models), while tiles of 256 to 384
+# restore as many megapixels per second as whole images do, in a few hundred MB (benchmarks/README.md).
+AUTO_TILE = 256
+AUTO_TILE_ABOVE_PIXELS = 1024 * 1024
 
 
 def size_multiple_of(model: nn.Module) -> int:
@@ -29,11 +39,31 @@ def check_precision(device: torch.device, precision: str) -> None:
         raise ValueError("fp16 is for GPUs; use bf16 on the CPU")
 
 
+@functools.cache
+def _warn_slow_cpu_bf16() -> None:
+    warnings.warn(
+        "bf16 on this CPU is slower than fp32: without AMX, its bf16 dot-product instructions do half the work "
+        "per cycle of fp32 FMAs (see benchmarks/README.md); use fp32 here",
+        stacklevel=3,
+    )
+
+
+def cpu_bf16_is_fast() -> bool:
+    """Whether this CPU has AMX tiles, the only CPU units on which bf16 matrix products beat fp32."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
+
+
 def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for ``precision`` ("fp32": none; "bf16": CPU or GPU; "fp16": GPU only)."""
+    """Autocast for ``precision`` ("fp32": none; "bf16": CPU or GPU; "fp16": GPU only).
+
+    bf16 on a CPU without AMX warns once: it runs, but slower than fp32.
+    """
     check_precision(device, precision)
     if precision == "fp32":
         return contextlib.nullcontext()
+    if precision == "bf16" and device.type == "cpu" and not cpu_bf16_is_fast():
+        _warn_slow_cpu_bf16()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
@@ -85,10 +115,27 @@ def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[in
             yield top, left, min(tile, height), min(tile, width)
 
 
-def check_tiling(model: nn.Module, tile: int | None, tile_overlap: int) -> None:
+def resolve_tile(model: nn.Module, tile: Tile, height: int, width: int) -> int | None:
+    """The tile size to use for an image: ``tile`` itself, or for ``"auto"`` none up to
+    :data:`AUTO_TILE_ABOVE_PIXELS` and :data:`AUTO_TILE` (rounded up to the model's size multiple) beyond."""
+    if tile != "auto":
+        return tile
+    return None if height * width <= AUTO_TILE_ABOVE_PIXELS else _auto_tile_size(model)
+
+
+def _auto_tile_size(model: nn.Module) -> int:
+    multiple = size_multiple_of(model)
+    return -(-AUTO_TILE // multiple) * multiple
+
+
+def check_tiling(model: nn.Module, tile: Tile, tile_overlap: int) -> None:
     """Raise a clear ValueError for tile options this model cannot use."""
     if tile is None:
         return
+    if tile == "auto":
+        tile = _auto_tile_size(model)
+    if not isinstance(tile, int) or isinstance(tile, bool):
+        raise ValueError(f"tile must be a number of pixels, 'auto' or None, got {tile!r}")
     multiple = size_multiple_of(model)
     if tile < multiple or tile % multiple:
         raise ValueError(f"tile must be a positive multiple of {multiple} for this model, got {tile}")
@@ -96,12 +143,12 @@ def check_tiling(model: nn.Module, tile: int | None, tile_overlap: int) -> None:
         raise ValueError(f"tile_overlap must be in [0, {tile // 2}] for tile {tile}, got {tile_overlap}")
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: autocast reuses its weight casts across tiles only outside it
 def restore_tensor(
     model: nn.Module,
     image: torch.Tensor,
     *,
-    tile: int | None = None,
+    tile: Tile = None,
     tile_overlap: int = 32,
     self_ensemble: bool = False,
     precision: str = "fp32",
@@ -111,15 +158,17 @@ def restore_tensor(
 
     With ``tile`` the image is processed in tiles of at most ``tile``×``tile`` pixels that overlap by
     ``tile_overlap`` and are blended with raised-cosine weights, so peak memory depends on the tile size and not
-    on the image size. The output accumulator is kept in float32.
+    on the image size. The output accumulator is kept in float32. ``tile="auto"`` tiles large images only
+    (:func:`resolve_tile`).
     """
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"expected a B×3×H×W image tensor, got shape {tuple(image.shape)}")
     check_tiling(model, tile, tile_overlap)
     model.eval()
     device = image.device
+    height, width = image.shape[-2:]
+    tile = resolve_tile(model, tile, height, width)
     with precision_context(device, precision):
-        height, width = image.shape[-2:]
         if tile is None or (height <= tile and width <= tile):
             output = _run(model, image, self_ensemble)
             if progress:

@@ -22,7 +22,7 @@ from irconstyle.data.io import (
     tensor_to_image,
     write_image,
 )
-from irconstyle.inference import Progress, check_precision, check_tiling, restore_tensor
+from irconstyle.inference import Progress, Tile, check_precision, check_tiling, restore_tensor
 from irconstyle.models.checkpoint import CheckpointError, load_model
 
 TASKS = ("denoise", "derain", "dehaze", "deblur")
@@ -62,7 +62,7 @@ def restore(
     *,
     task: str = "denoise",
     model: nn.Module | str | os.PathLike | None = None,
-    tile: int | None = None,
+    tile: Tile = None,
     tile_overlap: int = 32,
     self_ensemble: bool = False,
     precision: str = "fp32",
@@ -73,7 +73,8 @@ def restore(
 
     ``image`` is an H×W×3 numpy array (``uint8``, ``uint16`` or float in [0, 1]), a PIL image, or a float
     tensor in [0, 1] shaped 3×H×W or B×3×H×W. ``model`` is a module, a bundled task name or a
-    ``.safetensors`` path; by default the bundled model for ``task``.
+    ``.safetensors`` path; by default the bundled model for ``task``. ``tile``: a tile size, ``"auto"`` (tiles
+    for images over a megapixel, see :func:`irconstyle.inference.resolve_tile`) or None (whole image).
     """
     network = resolve_model(model, task, device)
     options = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, precision=precision,
@@ -135,7 +136,7 @@ def restore_files(
     *,
     task: str = "denoise",
     model: nn.Module | str | os.PathLike | None = None,
-    tile: int | None = None,
+    tile: Tile = None,
     tile_overlap: int = 32,
     self_ensemble: bool = False,
     precision: str = "fp32",
