@@ -1,26 +1,33 @@
 #!/usr/bin/env python
-"""Inference time per image for each architecture at the paper's size (batch 1, 256×256, 2 threads by default).
+"""Inference time per image for each architecture (batch 1, 256×256, 2 threads by default), fp32 and bf16.
 
-Prints the median over repeated runs in ms, next to the published implementation's time on this kind of machine
-(as given in the project's issues: a fixed reference, not measured here) and the ratio.
+In one process, in turn, for every architecture: our model (fp32, freed memory retained as the
+``irconstyle`` command does), the same with glibc's default allocator behaviour, the plain eager formulation
+of the same model (:func:`irconstyle.models.reference.plain_copy`: NCHW, no fusions, default allocator — how
+the published implementation computes) and our model under bf16 autocast. Each figure is the median of
+``--repeat`` runs through :func:`irconstyle.inference.restore_tensor`. The published implementation's times
+(fixed, from the project's issues) give the "vs published" column; FLOPs are counted with
+``torch.utils.flop_counter`` and set against this CPU's peak.
 
-    python benchmarks/inference.py                    # fp32, every architecture
-    python benchmarks/inference.py --precision bf16   # CPU autocast to bfloat16
-    python benchmarks/inference.py --models nafnet --size 512 --repeat 5
+    python benchmarks/inference.py                       # every architecture
+    python benchmarks/inference.py --models nafnet --size 512 --repeat 3
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 
+from harness import Peak, Timings, count_flops, interleaved, load_average, measure_peak, use_threads
 from irconstyle import build_model, list_models
-from irconstyle.inference import precision_context
+from irconstyle.inference import restore_tensor
+from irconstyle.models.reference import plain_copy
+from irconstyle.runtime import retain_freed_memory
 
-# Published implementation, batch 1, 256×256, fp32, 2 threads, on this kind of machine (issue 2 / issue 6).
+# Published implementation, batch 1, 256×256, fp32, 2 threads, on this kind of machine (issue 6).
 PUBLISHED_MS = {
     "constyle_nafnet": 3000.0,
     "constyle_restormer": 9400.0,
@@ -30,38 +37,134 @@ PUBLISHED_MS = {
 }
 
 
-def time_model(name: str, size: int, repeat: int, warmup: int, precision: str) -> list[float]:
+CONTENDERS = ("fp32", "default malloc", "plain", "bf16")
+
+
+@dataclass
+class Row:
+    """Median ms per image of each contender, in wall-clock time (``--threads``) and in one-thread CPU time."""
+
+    name: str
+    wall: dict[str, Timings]
+    work: dict[str, Timings]
+    gflop: float
+
+    def ms(self, contender: str, kind: str = "wall") -> float | None:
+        timings = (self.wall if kind == "wall" else self.work).get(contender)
+        return timings.median_ms if timings else None
+
+
+def measure(name: str, *, size: int, repeat: int, warmup: int, threads: int) -> Row:
     model = build_model(name).eval()
     image = torch.rand(1, 3, size, size)
-    timings = []
-    with torch.inference_mode(), precision_context(image.device, precision):
-        for index in range(warmup + repeat):
-            start = time.perf_counter()
-            model(image)
-            if index >= warmup:
-                timings.append((time.perf_counter() - start) * 1000)
-    return timings
+    try:
+        plain = plain_copy(model)
+    except ValueError:
+        plain = None
+    contenders = {
+        "fp32": lambda: restore_tensor(model, image),
+        "default malloc": lambda: restore_tensor(model, image),
+        "bf16": lambda: restore_tensor(model, image, precision="bf16"),
+    }
+    before = {"fp32": retain_freed_memory, "default malloc": lambda: retain_freed_memory(False),
+              "bf16": retain_freed_memory}
+    if plain is not None:
+        contenders["plain"] = lambda: restore_tensor(plain, image)
+        before["plain"] = lambda: retain_freed_memory(False)
+    with use_threads(threads):
+        wall = interleaved(contenders, repeat=repeat, warmup=warmup, before=before)
+    with use_threads(1):
+        work = interleaved(contenders, repeat=repeat, warmup=warmup, before=before, clock=time.thread_time)
+    retain_freed_memory()
+    return Row(name, wall, work, count_flops(model, image) / 1e9)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    return f"{numerator / denominator:.2f}×" if numerator and denominator else "—"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.0f}" if value else "—"
+
+
+def markdown(rows: list[Row], *, size: int, threads: int, repeat: int, peak: Peak, load: str) -> str:
+    published = {row.name: PUBLISHED_MS.get(row.name) if size == 256 else None for row in rows}
+    lines = [
+        f"Batch 1, {size}×{size}, median of {repeat} runs per figure, the contenders interleaved in one process "
+        f"(torch {torch.__version__}; load average {load}).",
+        "",
+        f"**Wall-clock, {threads} threads** (what a user waits; stretched by whatever else runs on the cores):",
+        "",
+        "| model | fp32 ms | vs published | plain eager ms | vs plain | fp32, default malloc ms | bf16 ms "
+        "| bf16 vs published | bf16 vs our fp32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        fp32 = row.ms("fp32")
+        lines.append(
+            f"| {row.name} | {fp32:.0f} ({row.wall['fp32'].spread}) | {_ratio(published[row.name], fp32)} | "
+            f"{_ms(row.ms('plain'))} | {_ratio(row.ms('plain'), fp32)} | {_ms(row.ms('default malloc'))} | "
+            f"{_ms(row.ms('bf16'))} | {_ratio(published[row.name], row.ms('bf16'))} | "
+            f"{_ratio(fp32, row.ms('bf16'))} |"
+        )
+    lines += [
+        "",
+        "**Work, 1 thread, thread CPU time** (insensitive to other processes: time the core spent on this "
+        "forward):",
+        "",
+        "| model | fp32 ms | plain eager ms | vs plain | fp32, default malloc ms | vs default malloc | bf16 ms "
+        "| bf16 vs our fp32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        fp32 = row.ms("fp32", "work")
+        lines.append(
+            f"| {row.name} | {fp32:.0f} | {_ms(row.ms('plain', 'work'))} | {_ratio(row.ms('plain', 'work'), fp32)} | "
+            f"{_ms(row.ms('default malloc', 'work'))} | {_ratio(row.ms('default malloc', 'work'), fp32)} | "
+            f"{_ms(row.ms('bf16', 'work'))} | {_ratio(fp32, row.ms('bf16', 'work'))} |"
+        )
+    single_core = peak.gflops / peak.cores
+    lines += [
+        "",
+        f"Arithmetic rate of the fp32 runs. Peak: {peak.describe()}; one core: {single_core:.0f} GFLOP/s.",
+        "",
+        f"| model | GFLOP per image | GFLOP/s, {threads} threads wall | % of peak | GFLOP/s, 1 thread CPU "
+        "| % of one core's peak |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        wall_rate = row.gflop / (row.ms("fp32") / 1000)
+        work_rate = row.gflop / (row.ms("fp32", "work") / 1000)
+        lines.append(
+            f"| {row.name} | {row.gflop:.1f} | {wall_rate:.0f} | {100 * wall_rate / peak.gflops:.0f}% | "
+            f"{work_rate:.0f} | {100 * work_rate / single_core:.0f}% |"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def run(args: argparse.Namespace, peak: Peak) -> str:
+    load = load_average()
+    rows = []
+    for name in args.models:
+        rows.append(measure(name, size=args.size, repeat=args.repeat, warmup=args.warmup, threads=args.threads))
+        print(f"  inference: {name} done", flush=True)
+    return markdown(rows, size=args.size, threads=args.threads, repeat=args.repeat, peak=peak,
+                    load=f"{load} at the start, {load_average()} at the end")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=list_models())
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"batch 1, {args.size}×{args.size}, {args.precision}, {args.threads} threads, "
-          f"median of {args.repeat} (torch {torch.__version__})")
-    print(f"{'model':20s} {'ms':>9s} {'min ms':>9s} {'published ms':>13s} {'speed-up':>9s}")
-    for name in args.models:
-        timings = time_model(name, args.size, args.repeat, args.warmup, args.precision)
-        median = statistics.median(timings)
-        published = PUBLISHED_MS.get(name) if args.size == 256 else None
-        reference = f"{published:13.0f} {published / median:8.2f}×" if published else f"{'—':>13s} {'—':>9s}"
-        print(f"{name:20s} {median:9.1f} {min(timings):9.1f} {reference}")
+    print(run(args, measure_peak()))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,22 +40,25 @@ def model_options(name: str, size: str) -> tuple[dict, int]:
     return dict(model.get("options", {})), model.get("constyle", {}).get("queue_size", PAPER_QUEUE)
 
 
-def time_steps(name: str, size: str, *, batch: int, patch: int, steps: int, warmup: int, device: torch.device):
+def training_model(name: str, size: str, device: torch.device) -> torch.nn.Module:
+    """The architecture at ``size`` as the trainer builds it (ConStyle models with momentum encoder and queue)."""
     options, queue_size = model_options(name, size)
     probe = build_model(name, **options)
     if isinstance(probe, ConStyleRestorer):
         options.update(contrastive=True, constyle_options={"queue_size": queue_size})
-    model = build_model(name, **options).to(device).train()
-    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return build_model(name, **options).to(device).train()
+
+
+def make_step(model: torch.nn.Module, *, batch: int, patch: int, device: torch.device) -> Callable[[], None]:
+    """One training iteration of ``model`` on a fixed random batch, as the trainer runs it, as a function."""
     objective = TrainingObjective(model, LossSection())
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=3e-4, weight_decay=1e-4, foreach=True)  # as the trainer
     ema = ModelEMA(model, decay=0.999)
     clean = torch.rand(batch, 3, patch, patch, device=device)
     degraded = clean + 0.1 * torch.randn_like(clean)
-    timings = []
-    for index in range(warmup + steps):
-        start = time.perf_counter()
+
+    def step() -> None:
         total, _ = objective(degraded, clean)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -62,6 +66,18 @@ def time_steps(name: str, size: str, *, batch: int, patch: int, steps: int, warm
         ema.update(model)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
+    return step
+
+
+def time_steps(name: str, size: str, *, batch: int, patch: int, steps: int, warmup: int, device: torch.device):
+    model = training_model(name, size, device)
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    step = make_step(model, batch=batch, patch=patch, device=device)
+    timings = []
+    for index in range(warmup + steps):
+        start = time.perf_counter()
+        step()
         if index >= warmup:
             timings.append(time.perf_counter() - start)
     return parameters, statistics.median(timings)

@@ -1,0 +1,181 @@
+"""What the benchmarks share: interleaved timing with medians, load, and this CPU's peak arithmetic rate.
+
+Every comparison runs its contenders in turn inside one process (A, B, C, A, B, C, …) so that a busy
+machine slows them alike, and reports medians. Wall-clock time is what a user waits; the load average is
+printed next to it because other processes on the same cores stretch it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+CLOCK_SOURCE = Path(__file__).with_name("clock.c")
+
+
+@dataclass
+class Timings:
+    """Seconds per call of one contender."""
+
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.seconds) * 1000
+
+    @property
+    def spread(self) -> str:
+        """min–max in ms, to show how steady the machine was."""
+        return f"{min(self.seconds) * 1000:.0f}–{max(self.seconds) * 1000:.0f}"
+
+
+def interleaved(
+    contenders: Mapping[str, Callable[[], object]],
+    *,
+    repeat: int,
+    warmup: int = 1,
+    before: Mapping[str, Callable[[], object]] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Timings]:
+    """Time each contender ``repeat`` times, in turn, after ``warmup`` untimed rounds; ``before[name]`` runs
+    untimed right before each of that contender's calls (e.g. to switch a process-wide setting).
+
+    ``clock`` is wall-clock time by default; ``time.thread_time`` measures the work of a one-thread run
+    without the time other processes held the core.
+    """
+    before = before or {}
+    results = {name: Timings() for name in contenders}
+    for round_index in range(warmup + repeat):
+        for name, call in contenders.items():
+            if name in before:
+                before[name]()
+            start = clock()
+            call()
+            if round_index >= warmup:
+                results[name].seconds.append(clock() - start)
+    return results
+
+
+@contextlib.contextmanager
+def use_threads(count: int) -> Iterator[None]:
+    """Run torch with ``count`` intra-op threads inside the block."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def load_average() -> str:
+    """The 1-minute load average and the number of CPUs, e.g. '3.2 on 2 CPUs'."""
+    try:
+        one_minute = os.getloadavg()[0]
+    except OSError:
+        return "unknown"
+    return f"{one_minute:.1f} on {os.cpu_count()} CPUs"
+
+
+def cpu_name() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else "unknown CPU"
+
+
+@dataclass(frozen=True)
+class Clock:
+    ghz: float
+    how: str
+
+
+def measure_clock() -> Clock:
+    """The core clock under load: a chain of dependent integer multiplies (3 cycles each on Intel cores since
+    Sandy Bridge) timed in thread CPU time, from ``clock.c`` built with the system C compiler. Falls back to
+    the nominal MHz in /proc/cpuinfo where no compiler is found."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler:
+        with tempfile.TemporaryDirectory() as folder:
+            binary = Path(folder) / "clock"
+            subprocess.run([compiler, "-O1", "-o", str(binary), str(CLOCK_SOURCE)], check=True)
+            output = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout
+        how = "measured by timing a chain of dependent 64-bit multiplies, 3 cycles each (benchmarks/clock.c)"
+        return Clock(float(output.split()[0]), how)
+    text = Path("/proc/cpuinfo").read_text()
+    mhz = float(re.search(r"^cpu MHz\s*:\s*([\d.]+)", text, re.MULTILINE).group(1))
+    return Clock(mhz / 1000, "nominal, from /proc/cpuinfo (no C compiler to measure it)")
+
+
+def gemm_gflops(dtype: torch.dtype, *, size: int = 1024, repeat: int = 5) -> float:
+    """Best single-thread GEMM rate (GFLOP/s) for ``dtype`` on a size×size problem: what the kernels reach."""
+    with use_threads(1):
+        a = torch.randn(4 * size, size, dtype=dtype)
+        b = torch.randn(size, size, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.thread_time()
+            a @ b
+            best = min(best, time.thread_time() - start)
+    return 2 * 4 * size**3 / best / 1e9
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Peak:
+    """Peak fp32 rate: cores × FMA units × 16 fp32 lanes (AVX-512) × 2 flops per FMA × clock.
+
+    The number of 512-bit FMA units per core is read off a measurement: a single-thread fp32 GEMM faster than
+    one unit's peak proves two (Xeon Gold/Platinum cores have two).
+    """
+
+    cores: int
+    clock: Clock
+    sgemm_gflops: float
+
+    @property
+    def fma_units(self) -> int:
+        one_unit = 16 * 2 * self.clock.ghz
+        return 2 if self.sgemm_gflops > 1.05 * one_unit else 1
+
+    @property
+    def gflops(self) -> float:
+        return self.cores * self.fma_units * 16 * 2 * self.clock.ghz
+
+    def describe(self) -> str:
+        return (
+            f"{self.cores} cores × {self.fma_units} AVX-512 FMA units × 16 fp32 lanes × 2 flops × "
+            f"{self.clock.ghz:.2f} GHz = {self.gflops:.0f} GFLOP/s (clock {self.clock.how}; {self.fma_units} FMA "
+            f"units because a 1-thread sgemm reached {self.sgemm_gflops:.0f} GFLOP/s, above one unit's "
+            f"{32 * self.clock.ghz:.0f})"
+        )
+
+
+def measure_peak() -> Peak:
+    return Peak(usable_cores(), measure_clock(), gemm_gflops(torch.float32))
+
+
+def count_flops(model: torch.nn.Module, image: torch.Tensor) -> int:
+    """FLOPs of one forward, counted by torch.utils.flop_counter (matrix products and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(image)
+    return counter.get_total_flops()
