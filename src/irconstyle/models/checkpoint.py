@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import torch
@@ -54,10 +54,11 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata
     state = {key: tensor.detach().contiguous() for key, tensor in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    # A fresh name in the same folder, so that the rename is atomic.
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         save_file(state, temporary, metadata=metadata)
+        os.chmod(temporary, 0o644)  # safetensors creates owner-only files; weights are meant to be shared
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
