@@ -1,15 +1,16 @@
 #!/usr/bin/env python
 """bf16: what it costs in PSNR on the bundled denoiser, and how fast this CPU's kernels run it.
 
-PSNR: the bundled denoiser (``runs/bundled-denoise/model_best.safetensors`` while it trains, else the
-installed ``denoise`` weights) on the held-out photos (``data/photos/val``), colour Gaussian noise σ 25 stored
-as 8-bit images, scored with :func:`irconstyle.evaluation.evaluate` in fp32 and under bf16 autocast.
+PSNR: every installed bundled model (``src/irconstyle/weights/<task>.safetensors``) and the bundled denoiser
+being trained (``runs/bundled-denoise/model_best.safetensors``) on the held-out photos (``data/photos/val``),
+degraded for their task (σ 25 noise, medium rain/haze/blur) and stored as 8-bit images, scored with
+:func:`irconstyle.evaluation.evaluate` in fp32 and under bf16 autocast.
 
 Kernels: single-thread rates of the operations the models are made of, fp32 against bf16, channels-last,
 timed in thread CPU time (best of 5). They explain the bf16 speed in ``inference.py``'s table.
 
     python benchmarks/precision.py
-    python benchmarks/precision.py --model my_denoiser.safetensors --sigma 50
+    python benchmarks/precision.py --model my_denoiser.safetensors:denoise
 """
 
 from __future__ import annotations
@@ -27,27 +28,31 @@ from harness import gemm_gflops, use_threads
 from irconstyle import load_model
 from irconstyle.evaluation import evaluate
 from irconstyle.inference import cpu_bf16_is_fast
-from irconstyle.restoration import bundled_model_path
+from irconstyle.restoration import TASKS, bundled_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_BEST = ROOT / "runs" / "bundled-denoise" / "model_best.safetensors"
 
 
-def default_model() -> Path | None:
-    for path in (TRAINING_BEST, bundled_model_path("denoise")):
-        if path.is_file():
-            return path
-    return None
+def default_models() -> list[str]:
+    """``PATH:TASK`` of the bundled models installed and of the bundled denoiser in training."""
+    found = [f"{bundled_model_path(task)}:{task}" for task in TASKS if bundled_model_path(task).is_file()]
+    return found + ([f"{TRAINING_BEST}:denoise"] if TRAINING_BEST.is_file() else [])
 
 
-def psnr_cost(model_path: Path, photos: Path, sigma: float) -> dict:
+def degradation_for(task: str) -> tuple[str, dict]:
+    level = {"sigma": 25.0} if task == "denoise" else {"level": "medium"}
+    return task, {**level, "quantize_bits": 8}
+
+
+def psnr_cost(model_path: Path, task: str, photos: Path) -> dict:
     model = load_model(model_path)
-    degradation = ("denoise", {"sigma": sigma, "quantize_bits": 8})
     reports = {}
     for precision in ("fp32", "bf16"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bf16 warns that it is slow on CPUs without AMX: we know
-            reports[precision] = evaluate(model, gt_dir=photos, degradation=degradation, precision=precision)
+            reports[precision] = evaluate(model, gt_dir=photos, degradation=degradation_for(task),
+                                          precision=precision)
     fp32, bf16 = reports["fp32"], reports["bf16"]
     per_image = [b.psnr_rgb - a.psnr_rgb for a, b in zip(fp32.scores, bf16.scores, strict=True)]
     return {
@@ -55,8 +60,7 @@ def psnr_cost(model_path: Path, photos: Path, sigma: float) -> dict:
         "fp32": fp32.mean()["psnr_rgb"],
         "bf16": bf16.mean()["psnr_rgb"],
         "input": fp32.mean()["input_psnr_rgb"],
-        "worst": min(per_image, key=lambda delta: -abs(delta)),
-        "description": fp32.description,
+        "worst": max(per_image, key=abs),
     }
 
 
@@ -97,29 +101,38 @@ def kernel_rates() -> list[tuple[str, float, float]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=default_model(), help="a .safetensors denoiser")
+    parser.add_argument("--models", nargs="+", default=default_models(), metavar="PATH:TASK",
+                        help="models to score, each with its task (default: the bundled ones found)")
     parser.add_argument("--photos", type=Path, default=ROOT / "data" / "photos" / "val")
-    parser.add_argument("--sigma", type=float, default=25.0)
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def run(args: argparse.Namespace) -> str:
     lines = []
-    if args.model is None or not args.photos.is_dir():
-        lines.append("PSNR cost: skipped (no bundled denoiser weights or no held-out photos; see the README of "
-                     "scripts/prepare_photos.py).")
+    if not args.models or not args.photos.is_dir():
+        lines.append("PSNR cost: skipped (no bundled model weights, or no held-out photos: "
+                     "`python scripts/prepare_photos.py data/photos`).")
     else:
-        with use_threads(args.threads):
-            cost = psnr_cost(args.model, args.photos, args.sigma)
-        model_name = args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model
         lines += [
-            f"PSNR cost of bf16 autocast: `{model_name}` on {cost['images']} held-out photos "
-            f"({cost['description']}).",
+            f"PSNR cost of bf16 autocast on the {_shown(args.photos)} photos (degraded with seed 0, 8-bit inputs; "
+            "mean PSNR on RGB uint8):",
             "",
-            "| mean PSNR RGB, fp32 | bf16 | bf16 − fp32 | largest per-image change | noisy input |",
-            "|---:|---:|---:|---:|---:|",
-            f"| {cost['fp32']:.3f} dB | {cost['bf16']:.3f} dB | {cost['bf16'] - cost['fp32']:+.3f} dB | "
-            f"{cost['worst']:+.3f} dB | {cost['input']:.2f} dB |",
+            "| model | task | fp32 | bf16 | bf16 − fp32 | largest change on one photo | degraded input |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
+        for entry in args.models:
+            path, _, task = entry.rpartition(":")
+            with use_threads(args.threads):
+                cost = psnr_cost(Path(path), task, args.photos)
+            level = ", ".join(f"{key} {value}" for key, value in degradation_for(task)[1].items()
+                              if key != "quantize_bits")
+            lines.append(
+                f"| `{_shown(Path(path))}` | {task} ({level}) | {cost['fp32']:.3f} dB | {cost['bf16']:.3f} dB | "
+                f"{cost['bf16'] - cost['fp32']:+.3f} dB | {cost['worst']:+.3f} dB | {cost['input']:.2f} dB |"
+            )
     fp32_gemm, bf16_gemm = gemm_gflops(torch.float32), gemm_gflops(torch.bfloat16)
     amx = "has" if cpu_bf16_is_fast() else "has no"
     lines += [

@@ -8,7 +8,7 @@ import torch
 
 import irconstyle
 from irconstyle.models import losses, official
-from irconstyle.models.constyle import ConStyle
+from irconstyle.models.constyle import ConStyle, ConStyleEncoder
 
 # The recorded step is ill-conditioned: BatchNorm1d in train mode over 4 near-identical pooled features
 # amplifies float rounding (the recorded latent_q is itself 2.3e-4 away from a float64 computation).
@@ -160,3 +160,22 @@ def test_batch_of_one_in_training_is_refused():
     with pytest.raises(ValueError, match="batch of at least 2"):
         constyle.contrast(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
 
+
+
+def test_projection_heads_run_in_fp32_under_bf16_autocast():
+    """The heads' BatchNorm with small running variances would amplify bf16 rounding into the latents."""
+    encoder = ConStyleEncoder().eval()
+    with torch.no_grad():
+        for head in (encoder.head_z, encoder.head_q):
+            head[1].running_var.fill_(1e-8)  # as trained heads have: standard deviations far below the activations
+    pooled_inputs = []
+    encoder.head_z.register_forward_pre_hook(lambda module, args: pooled_inputs.append(args[0]))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        encoded = encoder(torch.rand(1, 3, 32, 32))
+    assert encoded.features[0].dtype == torch.bfloat16  # the trunk does use bf16
+    pooled = pooled_inputs[0]
+    assert pooled.dtype == torch.float32 and encoded.latent_z.dtype == encoded.latent_q.dtype == torch.float32
+    with torch.no_grad():
+        expected_z = encoder.head_z(pooled)
+        torch.testing.assert_close(encoded.latent_z, expected_z, rtol=0, atol=0)
+        torch.testing.assert_close(encoded.latent_q, encoder.head_q(expected_z), rtol=0, atol=0)
