@@ -50,17 +50,31 @@ class NAFBlock(nn.Module):
         self.ffn_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
         mixed = simple_gate(self.depthwise(self.expand(self.mixer_norm(x))))
-        mixed = mixed * self._channel_weights(mixed)
-        x = torch.addcmul(x, self.project(mixed), self.mixer_scale)
-        fed = self.ffn_project(simple_gate(self.ffn_expand(self.ffn_norm(x))))
-        return torch.addcmul(x, fed, self.ffn_scale)
+        # project(mixed · attention) · mixer_scale as one batched matrix product over the pixels: the channel
+        # attention and the layer scale are folded into a C×C weight per image, so neither takes a pass over
+        # the map (forward or backward). The residual is added separately, so it stays fp32 under autocast.
+        scale = self.mixer_scale.flatten()
+        weight = self.project.weight.flatten(1) * scale[:, None]
+        mixing = (weight * self._channel_weights(mixed)[:, None, :]).transpose(1, 2)
+        update = torch.baddbmm((self.project.bias * scale)[None, None], _pixel_rows(mixed), mixing)
+        x = x + update.view(batch, height, width, channels).permute(0, 3, 1, 2)
+        # The feed-forward layer scale is folded into its projection the same way.
+        fed = simple_gate(self.ffn_expand(self.ffn_norm(x)))
+        scale = self.ffn_scale.view(-1, 1, 1, 1)
+        return x + F.conv2d(fed, self.ffn_project.weight * scale, self.ffn_project.bias * scale.flatten())
 
     def _channel_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Simplified channel attention: a 1×1 conv (as a matrix product) of the global average."""
+        """Simplified channel attention, B×C: a 1×1 conv (as a matrix product) of the global average."""
         pooled = x.mean(dim=(2, 3))
         attention = self.channel_attention
-        return F.linear(pooled, attention.weight.flatten(1), attention.bias)[:, :, None, None]
+        return F.linear(pooled, attention.weight.flatten(1), attention.bias)
+
+
+def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
+    """A B×C×H×W map as B×HW×C rows (a view for channels-last maps)."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
 
 
 def nafnet_blocks(channels: int, count: int, stage: str = "") -> nn.Sequential:
