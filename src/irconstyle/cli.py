@@ -102,7 +102,7 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--model", help="a bundled model (task name) or an irconstyle .safetensors file")
     restore.add_argument("--tile", type=_tile_size, default="auto",
                          help="restore in tiles of N×N pixels (bounded memory for big photos); 'auto' (default) "
-                         "tiles images over 1 megapixel at 256×256; 0 restores whole images")
+                         "tiles images over 1 megapixel at 384×384; 0 restores whole images")
     restore.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in pixels (32)")
     restore.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× slower)")
     restore.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",

@@ -20,9 +20,9 @@ Tile = int | Literal["auto"] | None
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 # tile="auto": whole images up to AUTO_TILE_ABOVE_PIXELS, tiles of AUTO_TILE beyond. Restoring whole takes about
-# 1.7 GB per megapixel with the default denoiser (more with the paper-size models), while tiles of 256 to 384
-# restore as many megapixels per second as whole images do, in a few hundred MB (benchmarks/README.md).
-AUTO_TILE = 256
+# 1.7 GB per megapixel with the default denoiser (more with the paper-size models); of the tile sizes measured
+# (128 to 512), 384 restores the most megapixels per second, in under 1 GB for a 4K photo (benchmarks/README.md).
+AUTO_TILE = 384
 AUTO_TILE_ABOVE_PIXELS = 1024 * 1024
 
 
