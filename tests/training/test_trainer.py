@@ -118,6 +118,27 @@ def test_resumed_run_is_bitwise_identical_to_an_uninterrupted_one(tmp_path):
         assert _states_equal(slots, b["optimizer"]["state"][index]) == []
 
 
+def test_resume_may_replan_the_future_but_not_the_past(tmp_path):
+    """A longer schedule and a later freeze, decided at iteration 2, give the run the new plan would have given."""
+    plan = {"train.total_iters": 6, "train.constyle_iters": 4, "train.schedule.periods": [2, 4]}
+    straight = Trainer(tiny_config(**plan), output_dir=tmp_path / "a", progress=False).run()
+    Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path / "b", progress=False).run()
+    for past_changing, message in [
+        ({"train.schedule.eta_mins": [1e-4, 1e-6]}, r"train\.schedule\.eta_mins"),
+        ({"train.constyle_iters": 1}, r"train\.constyle_iters: checkpoint None, now 1"),
+    ]:
+        with pytest.raises(TrainingCheckpointError, match=message):
+            Trainer(
+                tiny_config(**{**plan, **past_changing}), output_dir=tmp_path / "b", resume="auto", progress=False
+            ).run()
+    replanned = Trainer(tiny_config(**plan), output_dir=tmp_path / "b", resume="auto", progress=False).run()
+
+    a, b = load_training_checkpoint(straight.last_checkpoint), load_training_checkpoint(replanned.last_checkpoint)
+    assert a["frozen"] and b["frozen"]
+    assert _states_equal(a["model"], b["model"]) == []
+    assert _states_equal(a["ema"], b["ema"]) == []
+
+
 @pytest.mark.parametrize("mode", ["eval", "published"])
 def test_freeze_at_constyle_iters(mode, tmp_path):
     config = tiny_config(**{"train.total_iters": 3, "train.constyle_iters": 1, "train.freeze": mode})

@@ -38,10 +38,27 @@ def cyclic_cosine_lr(
     return eta_min + restart_weights[index] * 0.5 * (base_lr - eta_min) * (1.0 + math.cos(math.pi * progress))
 
 
+def scheduled_lr(
+    step: int,
+    *,
+    base_lr: float,
+    periods: Sequence[int],
+    restart_weights: Sequence[float],
+    eta_mins: Sequence[float],
+    warmup_iters: int = 0,
+) -> float:
+    """The rate used by iteration ``step + 1``: the cyclic cosine times the warm-up factor."""
+    lr = cyclic_cosine_lr(step, base_lr=base_lr, periods=periods, restart_weights=restart_weights, eta_mins=eta_mins)
+    iteration = step + 1
+    if iteration < warmup_iters:
+        lr *= iteration / warmup_iters
+    return lr
+
+
 class CosineAnnealingRestartCyclicLR(LRScheduler):
     """Cyclic cosine annealing with restarts and an optional linear warm-up (see the module docstring).
 
-    The rate is a closed-form function of the step count, so the state to save is only ``last_epoch``.
+    The rate is a closed-form function of the step count, so the state to save is only the step count.
     """
 
     def __init__(
@@ -72,13 +89,25 @@ class CosineAnnealingRestartCyclicLR(LRScheduler):
 
     def lr_at(self, step: int, base_lr: float) -> float:
         """The rate used by iteration ``step + 1`` for a group whose initial rate is ``base_lr``."""
-        lr = cyclic_cosine_lr(
-            step, base_lr=base_lr, periods=self.periods, restart_weights=self.restart_weights, eta_mins=self.eta_mins
+        return scheduled_lr(
+            step,
+            base_lr=base_lr,
+            periods=self.periods,
+            restart_weights=self.restart_weights,
+            eta_mins=self.eta_mins,
+            warmup_iters=self.warmup_iters,
         )
-        iteration = step + 1
-        if iteration < self.warmup_iters:
-            lr *= iteration / self.warmup_iters
-        return lr
 
     def get_lr(self) -> list[float]:
         return [self.lr_at(self.last_epoch, float(base)) for base in self.base_lrs]
+
+    def state_dict(self) -> dict:
+        """The progress only: the schedule's shape comes from the config, so a resumed run can re-plan its
+        future (the trainer checks that the rates already used are unchanged)."""
+        return {k: v for k, v in super().state_dict().items() if k not in _SHAPE}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict({k: v for k, v in state_dict.items() if k not in _SHAPE})
+
+
+_SHAPE = ("periods", "eta_mins", "restart_weights", "warmup_iters")

@@ -48,7 +48,7 @@ from irconstyle.training.distributed import (
 )
 from irconstyle.training.ema import ModelEMA
 from irconstyle.training.objective import TrainingObjective
-from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR
+from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR, scheduled_lr
 from irconstyle.training.validation import evaluate
 
 CALIBRATION_EPOCH = 2**31 - 1  # the data "epoch" whose samples recalibrate BatchNorm; never reached in training
@@ -63,6 +63,10 @@ RESUMABLE_CHANGES = (
     "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
     "train.ema.recalibrate_batches",
 )
+
+# Settings that may change when they only alter iterations not yet run: re-planning a run's length, learning
+# rates and freeze point keeps it the same run as if started with the new config (see ``_same_past``).
+FUTURE_CHANGES = ("train.schedule.", "train.constyle_iters")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -225,6 +229,8 @@ class Trainer:
             for key in set(saved) | set(current)
             if saved.get(key) != current.get(key) and not any(_matches(key, p) for p in RESUMABLE_CHANGES)
         )
+        if _same_past(state["config"]["train"], self.config.to_dict()["train"], state["iteration"]):
+            changed = [k for k in changed if not any(_matches(k, p) for p in FUTURE_CHANGES)]
         if changed:
             details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
             raise checkpointing.TrainingCheckpointError(
@@ -387,6 +393,8 @@ class Trainer:
             self._freeze_constyle()
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_lr(), strict=True):
+            group["lr"] = lr  # the config may have re-planned the rates from here on
         self.iteration = state["iteration"]
         if state["best"] is not None:
             self.best = BestRecord(**state["best"])
@@ -684,6 +692,21 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _same_past(saved: dict[str, Any], current: dict[str, Any], iteration: int) -> bool:
+    """Whether two ``train`` sections give iterations ``1..iteration`` the same learning rates and freeze state."""
+
+    def limit(section: dict[str, Any]) -> float:
+        return math.inf if section.get("constyle_iters") is None else section["constyle_iters"]
+
+    if saved.get("constyle_iters") != current.get("constyle_iters") and min(limit(saved), limit(current)) < iteration:
+        return False
+    rates = [
+        [scheduled_lr(step, base_lr=section["optimizer"]["lr"], **section["schedule"]) for step in range(iteration)]
+        for section in (saved, current)
+    ]
+    return all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(*rates, strict=True))
 
 
 def _matches(key: str, pattern: str) -> bool:
