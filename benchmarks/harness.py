@@ -7,6 +7,7 @@ printed next to it because other processes on the same cores stretch it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -179,3 +180,11 @@ def count_flops(model: torch.nn.Module, image: torch.Tensor) -> int:
     with torch.no_grad(), counter:
         model(image)
     return counter.get_total_flops()
+
+
+def section_main(doc: str, add_arguments: Callable[[argparse.ArgumentParser], None], run: Callable) -> None:
+    """Run one benchmark section from the command line: its options and ``--threads``; print its table."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.add_argument("--threads", type=int, default=2)
+    print(run(parser.parse_args()))

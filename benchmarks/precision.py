@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness import gemm_gflops, use_threads
+from harness import gemm_gflops, section_main, use_threads
 from irconstyle import load_model
 from irconstyle.evaluation import evaluate
 from irconstyle.inference import cpu_bf16_is_fast
@@ -149,10 +149,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    parser.add_argument("--threads", type=int, default=2)
-    print(run(parser.parse_args()))
+    section_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from harness import use_threads
+from harness import section_main, use_threads
 from irconstyle import build_model, list_models
 from irconstyle.inference import precision_context
 from irconstyle.runtime import retain_freed_memory
@@ -56,10 +56,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
-    print(run(parser.parse_args()))
+    section_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

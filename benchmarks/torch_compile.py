@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from harness import interleaved, load_average, use_threads
+from harness import interleaved, load_average, section_main, use_threads
 from irconstyle import build_model
 from irconstyle.runtime import retain_freed_memory
 
@@ -99,10 +99,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    parser.add_argument("--threads", type=int, default=2)
-    print(run(parser.parse_args()))
+    section_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":
