@@ -29,6 +29,10 @@ LEVELS = {
     "dehaze": [(name, {"level": name, "quantize_bits": 8}) for name in ("low", "medium", "high")],
     "deblur": [(name, {"level": name, "quantize_bits": 8}) for name in ("low", "medium", "high")],
 }
+CLASSICS = """
+Against CBM3D and FFDNet on the same held-out photos: `python benchmarks/denoise_vs_classics.py`, table in
+`benchmarks/README.md`.
+"""
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO (.*)$")
 
 
@@ -91,12 +95,12 @@ def main() -> None:
 Degraded inputs are clipped and stored as 8-bit images, as a user has them (seed 0 + image index);
 `input` is the PSNR of the degraded input itself (doing nothing). PSNR/SSIM on RGB, uint8, crop 0.
 
-| level | input PSNR | restored PSNR | restored SSIM | restored PSNR-Y | time |
+| level | input PSNR | restored PSNR | restored SSIM | restored PSNR-Y | time, all images |
 |---|---|---|---|---|---|
 """ + "\n".join(rows) + f"""
 
 Reproduce these numbers: `python scripts/export_bundled.py {args.run} {args.task}` (re-exports and re-scores).
-"""
+""" + (CLASSICS if args.task == "denoise" else "")
     (WEIGHTS / f"{args.task}.md").write_text(card)
     print(f"wrote {target} and {WEIGHTS / (args.task + '.md')}")
 
