@@ -63,7 +63,7 @@ def make_step(model: torch.nn.Module, *, batch: int, patch: int, device: torch.d
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        ema.update(model)
+        ema.update(model, 1)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 

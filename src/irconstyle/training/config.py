@@ -117,11 +117,16 @@ class EMASection:
 
     ``recalibrate_batches``: before each validation and export, the EMA model's BatchNorm statistics are
     recomputed over this many fixed training batches (0: use the statistics copied from the live model).
+
+    ``warmup``: at iteration ``t`` the decay is ``min(decay, (1 + t) / (10 + t))``, so that the average forgets
+    the random initialisation early; without it (as published) 37% of the initial weights are still in a 0.999
+    average after 1,000 iterations, 5% after 3,000 — harmless in a long run, ruinous in a short one.
     """
 
     decay: float = 0.999
     buffers: bool = True
     recalibrate_batches: int = 16
+    warmup: bool = False
 
 
 @dataclass(frozen=True)

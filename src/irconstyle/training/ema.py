@@ -24,21 +24,26 @@ from torch.optim.swa_utils import update_bn
 
 
 class ModelEMA:
-    """An EMA copy of ``model`` (in eval mode, without gradients); ``update(model)`` after each step."""
+    """An EMA copy of ``model`` (in eval mode, without gradients); ``update(model, iteration)`` after each step.
 
-    def __init__(self, model: nn.Module, *, decay: float, include_buffers: bool = True) -> None:
+    With ``warmup`` the decay at iteration ``t`` is ``min(decay, (1 + t) / (10 + t))`` (as timm's EMA).
+    """
+
+    def __init__(self, model: nn.Module, *, decay: float, include_buffers: bool = True, warmup: bool = False) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.include_buffers = include_buffers
+        self.warmup = warmup
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, iteration: int) -> None:
+        decay = min(self.decay, (1 + iteration) / (10 + iteration)) if self.warmup else self.decay
         ema_params = list(self.module.parameters())
         live_params = [p.detach() for p in model.parameters()]
-        torch._foreach_mul_(ema_params, self.decay)
-        torch._foreach_add_(ema_params, live_params, alpha=1.0 - self.decay)
+        torch._foreach_mul_(ema_params, decay)
+        torch._foreach_add_(ema_params, live_params, alpha=1.0 - decay)
         if self.include_buffers:
             for ema_buffer, live_buffer in zip(self.module.buffers(), model.buffers(), strict=True):
                 ema_buffer.copy_(live_buffer)

@@ -175,7 +175,11 @@ class Trainer:
             warmup_iters=schedule.warmup_iters,
         )
         ema = config.train.ema
-        self.ema = ModelEMA(self.model, decay=ema.decay, include_buffers=ema.buffers) if context.is_main else None
+        self.ema = (
+            ModelEMA(self.model, decay=ema.decay, include_buffers=ema.buffers, warmup=ema.warmup)
+            if context.is_main
+            else None
+        )
         self._calibration: list[torch.Tensor] | None = None
         self._evaluation_cache: tuple[int, nn.Module] | None = None
         # Mixup draws from its own generators so that nothing else shifts its random stream.
@@ -559,7 +563,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, self.iteration)
         return losses, summary[-1] > 0
 
     def _log(self, losses: dict[str, float], writer: Any) -> None:
