@@ -79,6 +79,13 @@ def main() -> None:
                     f"{mean['psnr_y']:.2f} | {time.perf_counter() - start:.0f} s |")
         print(rows[-1], flush=True)
     parameters = sum(p.numel() for p in model.parameters())
+    best = re.search(r"best (\S+) \S+ at iteration (\d+)", summary["last_validation"])
+    if args.which == "final":
+        weights_from = f"iteration {summary['iterations']} (the end of the run)"
+    elif best:
+        weights_from = f"iteration {best.group(2)} (the best {best.group(1)} on the validation photos)"
+    else:
+        weights_from = "the best checkpoint by the config's validation metric"
     card = f"""# Bundled model: `{args.task}`
 
 - Architecture: `{config['model']['name']}` {config['model']['options']}, {parameters / 1e6:.2f} M parameters,
@@ -88,7 +95,7 @@ def main() -> None:
 - Iterations: {summary['iterations']} of {config['train']['total_iters']} planned; training wall time
   {summary['hours']:.1f} h on 2 CPU cores (shared with other work).
 - Last validation in the log: {summary['last_validation']}.
-- Weights: the EMA weights ({args.which} checkpoint by the config's validation metric).
+- Weights: the EMA weights, {weights_from}.
 
 ## Held-out photos ({len(report.scores)} images in `{args.val}`, never used for training)
 
