@@ -17,7 +17,7 @@ from irconstyle.training import (
     config_from_dict,
 )
 from irconstyle.training import objective as objective_module
-from irconstyle.training.checkpointing import load_training_checkpoint, periodic_name
+from irconstyle.training.checkpointing import atomic_save, load_training_checkpoint, periodic_name
 
 
 @pytest.mark.parametrize("model", sorted(TINY_MODELS))
@@ -137,6 +137,21 @@ def test_resume_may_replan_the_future_but_not_the_past(tmp_path):
     assert a["frozen"] and b["frozen"]
     assert _states_equal(a["model"], b["model"]) == []
     assert _states_equal(a["ema"], b["ema"]) == []
+
+
+def test_checkpoint_from_before_a_new_setting_resumes_at_its_default(tmp_path):
+    """A setting added after a checkpoint was written (train.ema.warmup here) counts at its default value."""
+    result = Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path, progress=False).run()
+    state = load_training_checkpoint(result.last_checkpoint)
+    del state["config"]["train"]["ema"]["warmup"]
+    atomic_save(state, result.last_checkpoint)
+    resumed = Trainer(tiny_config(**{"train.total_iters": 3}), output_dir=tmp_path, resume="auto", progress=False)
+    assert resumed.run().iteration == 3
+    with pytest.raises(TrainingCheckpointError, match=r"train\.ema\.warmup: checkpoint False, now True"):
+        Trainer(
+            tiny_config(**{"train.total_iters": 4, "train.ema.warmup": True}), output_dir=tmp_path, resume="auto",
+            progress=False,
+        ).run()
 
 
 @pytest.mark.parametrize("mode", ["eval", "published"])

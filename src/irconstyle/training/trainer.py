@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from irconstyle.models.constyle import ConStyleRestorer
 from irconstyle.models.registry import MODELS, build_model
 from irconstyle.training import checkpointing
-from irconstyle.training.config import ConfigError, TrainingConfig, save_config
+from irconstyle.training.config import ConfigError, TrainingConfig, config_from_dict, save_config
 from irconstyle.training.data import build_train_dataset, build_val_dataset
 from irconstyle.training.distributed import (
     DistributedContext,
@@ -227,13 +227,15 @@ class Trainer:
         return state
 
     def _check_resumable(self, state: dict[str, Any], path: Path) -> None:
-        saved, current = _flatten(state["config"]), _flatten(self.config.to_dict())
+        # Read through today's schema, so that settings added since the checkpoint count at their defaults.
+        saved_tree, current_tree = config_from_dict(state["config"]).to_dict(), self.config.to_dict()
+        saved, current = _flatten(saved_tree), _flatten(current_tree)
         changed = sorted(
             key
             for key in set(saved) | set(current)
             if saved.get(key) != current.get(key) and not any(_matches(key, p) for p in RESUMABLE_CHANGES)
         )
-        if _same_past(state["config"]["train"], self.config.to_dict()["train"], state["iteration"]):
+        if _same_past(saved_tree["train"], current_tree["train"], state["iteration"]):
             changed = [k for k in changed if not any(_matches(k, p) for p in FUTURE_CHANGES)]
         if changed:
             details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
