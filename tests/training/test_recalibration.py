@@ -28,7 +28,7 @@ def test_recalibrated_copy_has_the_statistics_of_the_ema_weights_and_leaves_the_
     batches = [torch.randn(16, 4) for _ in range(4)]
     for batch in batches:
         live(batch)
-    ema.update(live)  # copies the live model's running statistics: gathered by other weights
+    ema.update(live, 1)  # copies the live model's running statistics: gathered by other weights
     before = copy.deepcopy(ema.module.state_dict())
 
     calibrated = ema.recalibrated(batches)
