@@ -235,8 +235,9 @@ class Trainer:
             for key in set(saved) | set(current)
             if saved.get(key) != current.get(key) and not any(_matches(key, p) for p in RESUMABLE_CHANGES)
         )
-        if _same_past(saved_tree["train"], current_tree["train"], state["iteration"]):
-            changed = [k for k in changed if not any(_matches(k, p) for p in FUTURE_CHANGES)]
+        future = [k for k in changed if any(_matches(k, p) for p in FUTURE_CHANGES)]
+        if future and _same_past(saved_tree["train"], current_tree["train"], state["iteration"]):
+            changed = [k for k in changed if k not in future]
         if changed:
             details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
             raise checkpointing.TrainingCheckpointError(
