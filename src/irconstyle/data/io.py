@@ -13,7 +13,6 @@ PNGs are decoded and encoded here (zlib and numpy), 16-bit colour TIFFs go throu
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import warnings
 import zlib
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from irconstyle.atomic import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """File suffixes treated as images when scanning folders (compared in lower case)."""
@@ -84,20 +85,14 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, jpeg_quality: int
     high_bit = image.dtype == np.uint16
     if high_bit and suffix not in (".png", ".tif", ".tiff"):
         raise ValueError(f"{path}: {suffix} cannot store 16-bit pixels; write .png or .tif, or convert to uint8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{suffix}")  # usual permissions, unlike mkstemp
-    try:
+    with atomic_write(path, suffix=suffix) as temporary:
         if high_bit and suffix == ".png":
-            Path(temporary).write_bytes(_encode_png16(image))
+            temporary.write_bytes(_encode_png16(image))
         elif high_bit:
             _tifffile(path).imwrite(temporary, image, photometric="rgb" if image.ndim == 3 else "minisblack")
         else:
             options = {"quality": jpeg_quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
             Image.fromarray(image).save(temporary, format=Image.registered_extensions()[suffix], **options)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def max_value(image: np.ndarray) -> int:

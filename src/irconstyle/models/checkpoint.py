@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from irconstyle.atomic import atomic_write
 from irconstyle.models import official
 from irconstyle.models.registry import build_model
 
@@ -52,17 +52,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata
     if extra_metadata:
         metadata.update({key: json.dumps(value) for key, value in extra_metadata.items()})
     state = {key: tensor.detach().contiguous() for key, tensor in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name in the same folder, so that the rename is atomic.
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_write(Path(path)) as temporary:
         save_file(state, temporary, metadata=metadata)
         os.chmod(temporary, 0o644)  # safetensors creates owner-only files; weights are meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:

@@ -8,10 +8,8 @@ leaves either the previous file or the new one, never a torn one. It is read bac
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from irconstyle.models.checkpoint import save_checkpoint
+from irconstyle.atomic import atomic_write
+from irconstyle.models.checkpoint import load_checkpoint, save_checkpoint
 from irconstyle.models.registry import build_model
 
 CHECKPOINT_FORMAT = "irconstyle-training"
@@ -38,23 +37,8 @@ def periodic_name(iteration: int) -> str:
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` through a temporary file, fsync and rename (POSIX-atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+    with atomic_write(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def periodic_checkpoints(directory: Path) -> list[tuple[int, Path]]:
@@ -136,18 +120,38 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _inference_twin(model: nn.Module) -> nn.Module | None:
+    """The inference build of a ConStyle model built for training (no momentum encoder or queue), else None."""
+    config = model.build_config
+    kwargs = {k: v for k, v in config["kwargs"].items() if k not in ("contrastive", "constyle_options")}
+    return None if kwargs == config["kwargs"] else build_model(config["name"], **kwargs)
+
+
 def export_inference_weights(model: nn.Module, path: Path) -> None:
     """Write ``model``'s weights as a deployable safetensors file that :func:`irconstyle.load_model` reads.
 
     A ConStyle model built for training carries the momentum encoder and the queue; the file holds the
     inference layout instead (query encoder and body), built without ``contrastive``.
     """
-    config = model.build_config
-    kwargs = {k: v for k, v in config["kwargs"].items() if k not in ("contrastive", "constyle_options")}
-    if kwargs == config["kwargs"]:
+    inference = _inference_twin(model)
+    if inference is None:
         save_checkpoint(model, path)
         return
-    inference = build_model(config["name"], **kwargs)
     wanted = inference.state_dict().keys()
     inference.load_state_dict({k: v for k, v in model.state_dict().items() if k in wanted}, strict=True)
     save_checkpoint(inference, path)
+
+
+def load_initial_weights(model: nn.Module, path: Path) -> None:
+    """Start a new run from the inference weights in ``path`` (ours or the authors'), read strictly.
+
+    For a ConStyle model built for training, the momentum encoder starts as a copy of the loaded query
+    encoder (as MoCo starts) and the queue keeps its fresh initialisation.
+    """
+    inference = _inference_twin(model)
+    if inference is None:
+        load_checkpoint(model, path)
+        return
+    load_checkpoint(inference, path)
+    model.load_state_dict(inference.state_dict(), strict=False)
+    model.constyle.key_encoder.load_state_dict(model.constyle.encoder.state_dict())
