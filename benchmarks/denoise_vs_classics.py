@@ -143,10 +143,10 @@ def cbm3d_denoiser() -> Denoiser:
     return denoise
 
 
-def irconstyle_denoiser(model: str) -> Denoiser:
+def irconstyle_denoiser(model: str, *, self_ensemble: bool = False) -> Denoiser:
     """An irconstyle model, blind (σ unused), through :func:`irconstyle.restoration.restore`."""
     network = resolve_model(model, task="denoise")
-    return lambda noisy, sigma: restore(noisy, model=network)
+    return lambda noisy, sigma: restore(noisy, model=network, self_ensemble=self_ensemble)
 
 
 def model_labels(models: list[str]) -> list[str]:
@@ -190,6 +190,8 @@ def build_methods(args: argparse.Namespace) -> dict[str, Denoiser]:
             models = args.model or ["denoise"]
             for label, model in zip(model_labels(models), models, strict=True):
                 methods[label] = irconstyle_denoiser(model)
+                if args.self_ensemble:
+                    methods[f"{label} ×8"] = irconstyle_denoiser(model, self_ensemble=True)
     except (MissingReference, CheckpointError) as error:
         sys.exit(f"error: {error} (or leave the method out with --methods)")
     return methods
@@ -224,6 +226,8 @@ def main() -> None:
     parser.add_argument("--model", action="append",
                         help="irconstyle denoiser: bundled task name or .safetensors path; repeatable "
                              "(default: the bundled 'denoise')")
+    parser.add_argument("--self-ensemble", action="store_true",
+                        help="also score each irconstyle model with the 8 flips/rotations averaged")
     parser.add_argument("--methods", nargs="+", choices=(*REFERENCE_METHODS, "irconstyle"),
                         default=[*REFERENCE_METHODS, "irconstyle"], help="which methods to run (default: all)")
     parser.add_argument("--sigmas", nargs="+", type=float, default=[15.0, 25.0, 50.0])

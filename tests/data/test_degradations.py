@@ -154,6 +154,9 @@ def test_parameter_specs_fixed_range_and_choice() -> None:
     chosen = {D.sample_parameters("denoise", {"sigma": [15, 25, 50]}, seed)["sigma"] for seed in range(30)}
     assert chosen == {15, 25, 50}
     assert {D.sample_parameters("denoise", {"sigma": {"choice": [5, 7]}}, s)["sigma"] for s in range(20)} == {5, 7}
+    mixture = {"choice": [{"min": 0, "max": 25}, {"min": 0, "max": 50}]}
+    mixed = np.array([D.sample_parameters("denoise", {"sigma": mixture}, s)["sigma"] for s in range(400)])
+    assert mixed.min() >= 0 and mixed.max() <= 50 and 0.68 < (mixed < 25).mean() < 0.82  # 3/4 expected
     layers = {D.sample_parameters("derain", {"level": "high", "layers": (2, 3)}, s)["layers"] for s in range(20)}
     assert layers == {2, 3}
     levels = {D.sample_parameters("denoise", ["low", "high"], seed)["level"] for seed in range(20)}

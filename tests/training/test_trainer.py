@@ -18,6 +18,7 @@ from irconstyle.training import (
 )
 from irconstyle.training import objective as objective_module
 from irconstyle.training.checkpointing import atomic_save, load_training_checkpoint, periodic_name
+from irconstyle.training.distributed import init_distributed
 
 
 @pytest.mark.parametrize("model", sorted(TINY_MODELS))
@@ -217,3 +218,28 @@ def test_dataset_problems_are_config_errors_naming_the_section(tmp_path):
     config = tiny_config(**{"data.train.options.clean_dirs": str(tmp_path / "missing")})
     with pytest.raises(ConfigError, match=r"data\.train: .*missing: no such folder"):
         Trainer(config, output_dir=tmp_path / "run", progress=False).run()
+
+
+def test_a_new_run_can_start_from_exported_weights(tmp_path, caplog):
+    """``model.init_from``: the inference weights load strictly; the momentum encoder starts as their copy."""
+    first = Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path / "a", progress=False).run()
+    weights = load_model(first.final_weights).state_dict()
+
+    second = Trainer(
+        tiny_config(**{"model.init_from": str(first.final_weights)}), output_dir=tmp_path / "b", progress=False
+    )
+    second.context = init_distributed("cpu")
+    caplog.set_level("INFO", logger="irconstyle.training")
+    second._setup()
+    state = second.model.state_dict()
+    assert _states_equal(weights, {k: state[k] for k in weights}) == []
+    key_encoder = {k.replace("key_encoder", "encoder"): v for k, v in state.items() if ".key_encoder." in k}
+    assert key_encoder and _states_equal({k: weights[k] for k in key_encoder}, key_encoder) == []
+    assert f"starting from the weights in {first.final_weights} (sha256 " in caplog.text
+
+    wider = tiny_config(**{"model.init_from": str(first.final_weights), "model.options.width": 16})
+    with pytest.raises(ConfigError, match=r"model\.init_from: .*model_final\.safetensors: does not fit .*mis-shaped"):
+        Trainer(wider, output_dir=tmp_path / "c", progress=False).run()
+    missing = tiny_config(**{"model.init_from": str(tmp_path / "none.safetensors")})
+    with pytest.raises(ConfigError, match=r"model\.init_from: .*none\.safetensors: no such checkpoint file"):
+        Trainer(missing, output_dir=tmp_path / "d", progress=False).run()

@@ -42,11 +42,18 @@ class ConStyleSection:
 
 @dataclass(frozen=True)
 class ModelSection:
-    """``name`` as in :func:`irconstyle.list_models`; ``options`` are :func:`irconstyle.build_model` keywords."""
+    """``name`` as in :func:`irconstyle.list_models`; ``options`` are :func:`irconstyle.build_model` keywords.
+
+    ``init_from``: a new run starts from these inference weights (a ``.safetensors`` file written by this
+    package, such as another run's ``model_final.safetensors``, or an authors' ``.pth``) instead of a random
+    initialisation: fine-tuning, or a second stage with another recipe. A resumed run takes its weights from
+    the checkpoint and does not read it.
+    """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     constyle: ConStyleSection = field(default_factory=ConStyleSection)
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)

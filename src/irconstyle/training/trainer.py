@@ -14,6 +14,7 @@ therefore retraces the uninterrupted run exactly (bitwise in a single CPU proces
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -31,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from irconstyle.models.checkpoint import CheckpointError
 from irconstyle.models.constyle import ConStyleRestorer
 from irconstyle.models.registry import MODELS, build_model
 from irconstyle.training import checkpointing
@@ -61,7 +63,7 @@ RESUMABLE_CHANGES = (
     "name", "device", "threads", "train.total_iters", "checkpoint.", "log.", "val.every", "val.samples", "data.val",
     "data.train.num_workers", "data.train.options.root", "data.train.options.clean_dirs",
     "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
-    "train.ema.recalibrate_batches",
+    "train.ema.recalibrate_batches", "model.init_from",
 )
 
 # Settings that may change when they only alter iterations not yet run: re-planning a run's length, learning
@@ -157,6 +159,8 @@ class Trainer:
         _seed_everything(config.seed)
 
         model = self._build_model()
+        if resume_state is None and config.model.init_from is not None:
+            self._initialise_from(model, Path(config.model.init_from))
         self.model = model.to(context.device)
         self.is_constyle = isinstance(model, ConStyleRestorer)
         self.objective = TrainingObjective(self.model, config.train.losses)
@@ -286,6 +290,15 @@ class Trainer:
                 f"for {config.model.name}"
             )
         return model
+
+    @staticmethod
+    def _initialise_from(model: nn.Module, path: Path) -> None:
+        try:
+            checkpointing.load_initial_weights(model, path)
+        except CheckpointError as error:
+            raise ConfigError(f"model.init_from: {error}") from None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        logger.info("starting from the weights in %s (sha256 %s)", path, digest[:16])
 
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """The datasets from their config sections; a folder, file or option they reject is a config error."""
