@@ -243,3 +243,13 @@ def test_a_new_run_can_start_from_exported_weights(tmp_path, caplog):
     missing = tiny_config(**{"model.init_from": str(tmp_path / "none.safetensors")})
     with pytest.raises(ConfigError, match=r"model\.init_from: .*none\.safetensors: no such checkpoint file"):
         Trainer(missing, output_dir=tmp_path / "d", progress=False).run()
+
+
+def test_a_checkpoint_whose_config_no_longer_validates_is_named(tmp_path):
+    result = Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path, progress=False).run()
+    state = load_training_checkpoint(result.last_checkpoint)
+    state["config"]["train"]["removed_setting"] = 1
+    atomic_save(state, result.last_checkpoint)
+    expected = r"iter_00000002\.ckpt: the config it was trained with: 1 problem:\n  train\.removed_setting: unknown key"
+    with pytest.raises(ConfigError, match=expected):
+        Trainer(tiny_config(**{"train.total_iters": 3}), output_dir=tmp_path, resume="auto", progress=False).run()

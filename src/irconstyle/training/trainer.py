@@ -232,7 +232,8 @@ class Trainer:
 
     def _check_resumable(self, state: dict[str, Any], path: Path) -> None:
         # Read through today's schema, so that settings added since the checkpoint count at their defaults.
-        saved_tree, current_tree = config_from_dict(state["config"]).to_dict(), self.config.to_dict()
+        saved_config = config_from_dict(state["config"], source=f"{path}: the config it was trained with")
+        saved_tree, current_tree = saved_config.to_dict(), self.config.to_dict()
         saved, current = _flatten(saved_tree), _flatten(current_tree)
         changed = sorted(
             key
