@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Turn a training run into a bundled model: weights into src/irconstyle/weights/<task>.safetensors and a model card.
 
-    python scripts/export_bundled.py runs/bundled-denoise denoise [--which best|final|latest]
+    python scripts/export_bundled.py runs/bundled-denoise denoise [--which best|final]
 
 The card records the data, the iterations and wall time read from the run's log, and PSNR/SSIM on the held-out
 photos (data/photos/val) at several levels against the no-op (the degraded input itself).
@@ -53,21 +53,44 @@ def training_summary(run: Path) -> dict:
     return {"iterations": iteration, "hours": seconds / 3600, "last_validation": best}
 
 
+def training_stages(run: Path) -> list[dict]:
+    """The run and, through ``model.init_from``, the runs it started from, first stage first."""
+    stages = []
+    while run is not None:
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        stages.insert(0, {"run": run, "config": config, **training_summary(run)})
+        init_from = config["model"].get("init_from")
+        parent = Path(init_from).parent if init_from else None
+        run = parent if parent is not None and (parent / "config.yaml").is_file() else None
+    return stages
+
+
+def config_file(config: dict) -> str:
+    """The committed config a bundled run was started from: ``bundled-<name>`` ↔ ``configs/bundled/<name>.yaml``."""
+    return f"configs/bundled/{config['name'].removeprefix('bundled-')}.yaml"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the training output folder")
     parser.add_argument("task", choices=sorted(LEVELS))
     parser.add_argument("--which", choices=["best", "final"], default="best")
+    parser.add_argument("--native-tile", type=int,
+                        help="record this tile size in the weights: restore (tile 'auto') then works in tiles of it "
+                             "(for weights whose global poolings only fit patch-sized inputs)")
     parser.add_argument("--val", type=Path, default=Path("data/photos/val"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     model = load_model(args.run / f"model_{args.which}.safetensors")
-    summary = training_summary(args.run)
-    config = yaml.safe_load((args.run / "config.yaml").read_text())
+    if args.native_tile:
+        model.native_tile = args.native_tile
+    stages = training_stages(args.run)
+    summary, config = stages[-1], stages[-1]["config"]
+    iterations = sum(stage["iterations"] for stage in stages)
     target = WEIGHTS / f"{args.task}.safetensors"
-    save_checkpoint(model, target, extra_metadata={"task": args.task, "iterations": summary["iterations"],
+    save_checkpoint(model, target, extra_metadata={"task": args.task, "iterations": iterations,
                                                     "config": config["name"]})
 
     rows = []
@@ -86,19 +109,33 @@ def main() -> None:
         weights_from = f"iteration {best.group(2)} (the best {best.group(1)} on the validation photos)"
     else:
         weights_from = "the best checkpoint by the config's validation metric"
+    commands = " then ".join(f"`irconstyle train {config_file(stage['config'])}`" for stage in stages)
+    chained = "; each stage starts from the weights of the one before (`model.init_from`)" if len(stages) > 1 else ""
+    planned = " + ".join(f"{stage['iterations']:,} of {stage['config']['train']['total_iters']:,}" for stage in stages)
+    hours = sum(stage["hours"] for stage in stages)
+    option = (" --which final" if args.which == "final" else "") + (
+        f" --native-tile {args.native_tile}" if args.native_tile else "")
+    tiling = ""
+    if args.native_tile:
+        tiling = (f"\n- Restores in {args.native_tile}×{args.native_tile} tiles (`native_tile` in the weights; "
+                  "`--tile auto`, the default): its global poolings were trained on patches of that size and see "
+                  "other statistics in a whole photo. The scores below are restored that way.")
+    selection = ""
+    if args.which == "best":
+        selection = ("\nThe checkpoint was chosen by validation on these photos (at the config's validation level), "
+                     "so its scores are slightly optimistic; `--which final` exports without that choice.\n")
     card = f"""# Bundled model: `{args.task}`
 
 - Architecture: `{config['model']['name']}` {config['model']['options']}, {parameters / 1e6:.2f} M parameters,
   {target.stat().st_size / 2**20:.1f} MiB.
-- Trained with `irconstyle train configs/bundled/{args.task}.yaml` (config `{config['name']}`, in this folder's
-  git history), on the offline photos collected by `scripts/prepare_photos.py` (training split), degraded on the fly.
-- Iterations: {summary['iterations']} of {config['train']['total_iters']} planned; training wall time
-  {summary['hours']:.1f} h on 2 CPU cores (shared with other work).
+- Trained with {commands}, on the offline photos collected by `scripts/prepare_photos.py` (training split),
+  degraded on the fly{chained}.
+- Iterations: {planned} planned; training wall time {hours:.1f} h on 2 CPU cores (shared with other work).
 - Last validation in the log: {summary['last_validation']}.
-- Weights: the EMA weights, {weights_from}.
+- Weights: the EMA weights, {weights_from}.{tiling}
 
 ## Held-out photos ({len(report.scores)} images in `{args.val}`, never used for training)
-
+{selection}
 Degraded inputs are clipped and stored as 8-bit images, as a user has them (seed 0 + image index);
 `input` is the PSNR of the degraded input itself (doing nothing). PSNR/SSIM on RGB, uint8, crop 0.
 
@@ -106,7 +143,8 @@ Degraded inputs are clipped and stored as 8-bit images, as a user has them (seed
 |---|---|---|---|---|---|
 """ + "\n".join(rows) + f"""
 
-Reproduce these numbers: `python scripts/export_bundled.py {args.run} {args.task}` (re-exports and re-scores).
+Reproduce these numbers: `python scripts/export_bundled.py {args.run} {args.task}{option}` (re-exports and
+re-scores).
 """ + (CLASSICS if args.task == "denoise" else "")
     (WEIGHTS / f"{args.task}.md").write_text(card)
     print(f"wrote {target} and {WEIGHTS / (args.task + '.md')}")

@@ -35,10 +35,18 @@ def test_identity_model_scores_what_the_input_scores(folders):
 def test_noise_protocol_uses_its_own_seeded_noise(folders):
     protocol = get_protocol("cbsd68-sigma25")
     report = evaluate(Identity(), gt_dir=folders / "gt", protocol=protocol)
-    assert report.description == protocol.describe()
+    assert report.description == protocol.describe() + "; restored whole"
     assert report.mean()["psnr_rgb"] == pytest.approx(20.5, abs=0.6)  # 20·log10(255/25) ≈ 20.2, clipped a little
     again = evaluate(Identity(), gt_dir=folders / "gt", protocol=protocol)
     assert again.scores == report.scores
+
+
+def test_the_protocol_names_the_tiles_a_native_tile_model_was_restored_in(folders):
+    model = Identity()
+    model.native_tile = 64
+    report = evaluate(model, gt_dir=folders / "gt", lq_dir=folders / "lq", self_ensemble=True)
+    assert report.description.endswith("; restored 64×64 tiles with the 8-fold self-ensemble")
+    assert evaluate(model, gt_dir=folders / "gt", lq_dir=folders / "lq", tile=None).description.endswith("whole")
 
 
 def test_exactly_one_input_source_is_required(folders):

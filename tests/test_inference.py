@@ -86,6 +86,17 @@ def test_auto_tile_restores_small_images_whole_and_large_ones_in_tiles(monkeypat
                                restore_tensor(model, large, tile=48, tile_overlap=8))
 
 
+def test_auto_tile_uses_the_native_tile_of_the_weights_at_every_size():
+    model = ShiftAndBlur()
+    model.native_tile = 32
+    assert resolve_tile(model, "auto", 24, 24) == 32  # smaller than a tile: restored whole all the same
+    assert resolve_tile(model, "auto", 64, 64) == 32
+    assert resolve_tile(model, 48, 64, 64) == 48 and resolve_tile(model, None, 64, 64) is None
+    image = torch.rand(1, 3, 72, 100)
+    torch.testing.assert_close(restore_tensor(model, image, tile="auto", tile_overlap=8),
+                               restore_tensor(model, image, tile=32, tile_overlap=8))
+
+
 def test_bad_tile_values_are_refused():
     for tile in ("big", 12.5, True):
         with pytest.raises(ValueError, match="tile must be"):

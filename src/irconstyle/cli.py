@@ -102,7 +102,8 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--model", help="a bundled model (task name) or an irconstyle .safetensors file")
     restore.add_argument("--tile", type=_tile_size, default="auto",
                          help="restore in tiles of N×N pixels (bounded memory for big photos); 'auto' (default) "
-                         "tiles images over 1 megapixel at 384×384; 0 restores whole images")
+                         "uses the model's native tile if its weights name one, else tiles images over 1 megapixel "
+                         "at 384×384; 0 restores whole images")
     restore.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in pixels (32)")
     restore.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× slower)")
     restore.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
@@ -293,7 +294,8 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
                           help="degrade --gt on the fly, e.g. denoise:25 (σ), derain:high")
     evaluate.add_argument("--protocol", help="a benchmark protocol, e.g. cbsd68-sigma25, rain100h, sots-outdoor")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of --degrade (image i uses seed + i)")
-    evaluate.add_argument("--tile", type=int, help="restore in tiles of N×N pixels")
+    evaluate.add_argument("--tile", type=_tile_size, default="auto",
+                          help="restore in tiles of N×N pixels; 'auto' (default) as restore does; 0 whole images")
     evaluate.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations")
     evaluate.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     evaluate.add_argument("--device", default="cpu")

@@ -14,7 +14,7 @@ from torch import nn
 from irconstyle.data.datasets import list_images, pair_folders
 from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, image_to_tensor, read_image, tensor_to_image
-from irconstyle.inference import restore_tensor
+from irconstyle.inference import Tile, resolve_tile, restore_tensor
 from irconstyle.metrics import Protocol, psnr, ssim
 
 METRIC_NAMES = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
@@ -86,7 +86,7 @@ def evaluate(
     degradation: tuple[str, str | dict] | None = None,
     protocol: Protocol | None = None,
     seed: int = 0,
-    tile: int | None = None,
+    tile: Tile = "auto",
     self_ensemble: bool = False,
     precision: str = "fp32",
     device: str | torch.device = "cpu",
@@ -107,7 +107,7 @@ def evaluate(
         items = [(pair.gt, pair.lq) for pair in pair_folders(lq_dir, gt_dir)]
     else:
         items = [(path, None) for path in list_images(gt_dir)]
-    scores = []
+    scores, tiles_used = [], set()
     for index, (gt_path, lq_path) in enumerate(items):
         reference = _uint8(read_image(gt_path))
         if lq_path is not None:
@@ -119,6 +119,7 @@ def evaluate(
         else:
             degraded = protocol.noisy_input(image_to_float(reference))
         tensor = image_to_tensor(degraded.astype(np.float32)).unsqueeze(0).to(device)
+        tiles_used.add(resolve_tile(model, tile, *tensor.shape[-2:]))
         restored = restore_tensor(model, tensor, tile=tile, self_ensemble=self_ensemble, precision=precision)
         score = _score(gt_path.name, tensor_to_image(restored[0]), float_to_image(degraded), reference)
         scores.append(score)
@@ -129,4 +130,8 @@ def evaluate(
     else:
         source = f"inputs from {lq_dir}" if lq_dir is not None else f"inputs degraded {degradation[0]} {degradation[1]}"
         description = f"{source}, seed {seed}; PSNR/SSIM on RGB and Y (BT.601), uint8 images, crop_border 0"
+    sizes = sorted(f"{size}×{size} tiles" if size else "whole" for size in tiles_used)
+    description += f"; restored {' and '.join(sizes) if sizes else 'whole'}"
+    if self_ensemble:
+        description += " with the 8-fold self-ensemble"
     return EvaluationReport(scores, description)

@@ -116,14 +116,24 @@ def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[in
 
 
 def resolve_tile(model: nn.Module, tile: Tile, height: int, width: int) -> int | None:
-    """The tile size to use for an image: ``tile`` itself, or for ``"auto"`` none up to
-    :data:`AUTO_TILE_ABOVE_PIXELS` and :data:`AUTO_TILE` (rounded up to the model's size multiple) beyond."""
+    """The tile size to use for an image: ``tile`` itself, or for ``"auto"`` the model's ``native_tile`` where
+    it has one, else none up to :data:`AUTO_TILE_ABOVE_PIXELS` and :data:`AUTO_TILE` (rounded up to the model's
+    size multiple) beyond.
+
+    ``native_tile`` (read from the weights file by :func:`irconstyle.load_model`) marks weights that restore
+    better in pieces the size of their training patches: global poolings (NAFNet's channel attention,
+    ConStyle's latent) see statistics of a whole photo that training never showed them.
+    """
     if tile != "auto":
         return tile
+    if getattr(model, "native_tile", None):
+        return model.native_tile
     return None if height * width <= AUTO_TILE_ABOVE_PIXELS else _auto_tile_size(model)
 
 
 def _auto_tile_size(model: nn.Module) -> int:
+    if getattr(model, "native_tile", None):
+        return model.native_tile
     multiple = size_multiple_of(model)
     return -(-AUTO_TILE // multiple) * multiple
 

@@ -62,7 +62,7 @@ def restore(
     *,
     task: str = "denoise",
     model: nn.Module | str | os.PathLike | None = None,
-    tile: Tile = None,
+    tile: Tile = "auto",
     tile_overlap: int = 32,
     self_ensemble: bool = False,
     precision: str = "fp32",
@@ -73,8 +73,9 @@ def restore(
 
     ``image`` is an H×W×3 numpy array (``uint8``, ``uint16`` or float in [0, 1]), a PIL image, or a float
     tensor in [0, 1] shaped 3×H×W or B×3×H×W. ``model`` is a module, a bundled task name or a
-    ``.safetensors`` path; by default the bundled model for ``task``. ``tile``: a tile size, ``"auto"`` (tiles
-    for images over a megapixel, see :func:`irconstyle.inference.resolve_tile`) or None (whole image).
+    ``.safetensors`` path; by default the bundled model for ``task``. ``tile``: a tile size, ``"auto"`` (the default:
+    the model's native tile if it has one, else tiles for images over a megapixel, see
+    :func:`irconstyle.inference.resolve_tile`) or None (whole image).
     """
     network = resolve_model(model, task, device)
     options = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, precision=precision,
@@ -136,7 +137,7 @@ def restore_files(
     *,
     task: str = "denoise",
     model: nn.Module | str | os.PathLike | None = None,
-    tile: Tile = None,
+    tile: Tile = "auto",
     tile_overlap: int = 32,
     self_ensemble: bool = False,
     precision: str = "fp32",

@@ -43,6 +43,22 @@ def test_save_then_load_model_round_trip(tmp_path):
         torch.testing.assert_close(loaded(image), model(image), rtol=0, atol=0)
 
 
+def test_native_tile_travels_with_the_weights(tmp_path):
+    model = _small_model()
+    model.native_tile = 64
+    path = tmp_path / "tiled.safetensors"
+    irconstyle.save_checkpoint(model, path)
+    assert irconstyle.load_model(path).native_tile == 64
+    irconstyle.save_checkpoint(_small_model(), path)
+    assert not hasattr(irconstyle.load_model(path), "native_tile")
+
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    architecture = json.dumps({"name": "constyle_nafnet", "kwargs": SMALL})
+    save_file(state, path, metadata={"format": "irconstyle", "architecture": architecture, "native_tile": "60"})
+    with pytest.raises(CheckpointError, match=r"tiled\.safetensors: native_tile must be a positive multiple of 8"):
+        irconstyle.load_model(path)
+
+
 def test_load_checkpoint_reads_our_safetensors_into_a_model(tmp_path):
     model = _small_model()
     path = tmp_path / "small.safetensors"

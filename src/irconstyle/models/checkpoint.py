@@ -49,6 +49,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata
             "arguments are unknown; build it with build_model(name, **kwargs) to save it"
         )
     metadata = {"format": FORMAT, "architecture": json.dumps(config, sort_keys=True)}
+    if getattr(model, "native_tile", None):
+        metadata["native_tile"] = json.dumps(model.native_tile)
     if extra_metadata:
         metadata.update({key: json.dumps(value) for key, value in extra_metadata.items()})
     state = {key: tensor.detach().contiguous() for key, tensor in model.state_dict().items()}
@@ -58,7 +60,11 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata
 
 
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from a file written by :func:`save_checkpoint` alone, in eval mode."""
+    """Rebuild a model from a file written by :func:`save_checkpoint` alone, in eval mode.
+
+    A ``native_tile`` in the file's metadata becomes the model's attribute of that name: the tile size that
+    ``tile="auto"`` restores with (see :func:`irconstyle.inference.resolve_tile`).
+    """
     path = Path(path)
     state, metadata = _read_safetensors(path)
     if metadata.get("format") != FORMAT or "architecture" not in metadata:
@@ -66,6 +72,12 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
     config = json.loads(metadata["architecture"])
     model = build_model(config["name"], **config["kwargs"])
     _load_strict(model, state, path)
+    if "native_tile" in metadata:
+        native_tile = json.loads(metadata["native_tile"])
+        multiple = getattr(model, "size_multiple", 1)
+        if not isinstance(native_tile, int) or native_tile < multiple or native_tile % multiple:
+            raise CheckpointError(f"{path}: native_tile must be a positive multiple of {multiple}, got {native_tile}")
+        model.native_tile = native_tile
     return model.to(map_location).eval()
 
 
