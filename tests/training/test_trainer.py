@@ -9,6 +9,7 @@ import torch
 from training_setup import PHOTOS, TINY_MODELS, tiny_config
 
 from irconstyle import load_model
+from irconstyle.inference import restore_tensor
 from irconstyle.training import (
     ConfigError,
     Trainer,
@@ -17,6 +18,7 @@ from irconstyle.training import (
     config_from_dict,
 )
 from irconstyle.training import objective as objective_module
+from irconstyle.training import validation as validation_module
 from irconstyle.training.checkpointing import atomic_save, load_training_checkpoint, periodic_name
 from irconstyle.training.distributed import init_distributed
 
@@ -253,3 +255,23 @@ def test_a_checkpoint_whose_config_no_longer_validates_is_named(tmp_path):
     expected = r"iter_00000002\.ckpt: the config it was trained with: 1 problem:\n  train\.removed_setting: unknown key"
     with pytest.raises(ConfigError, match=expected):
         Trainer(tiny_config(**{"train.total_iters": 3}), output_dir=tmp_path, resume="auto", progress=False).run()
+
+
+def test_val_tile_validates_in_tiles_and_becomes_the_exported_native_tile(tmp_path, monkeypatch):
+    tiles_used = []
+
+    def spying_restore(model, image, **options):
+        tiles_used.append((options["tile"], tuple(image.shape[-2:])))
+        return restore_tensor(model, image, **options)
+
+    monkeypatch.setattr(validation_module, "restore_tensor", spying_restore)
+    val = {"dataset": "degraded", "options": {"clean_dirs": str(PHOTOS / "val"), "task": "denoise"}}
+    config = tiny_config(**{"train.total_iters": 2, "val.every": 2, "val.samples": 0, "val.tile": 32, "data.val": val})
+    result = Trainer(config, output_dir=tmp_path / "run", progress=False).run()
+    assert tiles_used == [(32, (128, 128))] * 2  # the two validation photos, larger than a tile
+    assert load_model(result.final_weights).native_tile == 32
+    assert load_model(tmp_path / "run" / "model_best.safetensors").native_tile == 32
+    untiled = Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path / "plain", progress=False).run()
+    assert not hasattr(load_model(untiled.final_weights), "native_tile")
+    with pytest.raises(ConfigError, match=r"val\.tile \(12\) must be a multiple of 8"):
+        Trainer(tiny_config(**{"val.tile": 12}), output_dir=tmp_path / "bad", progress=False).run()

@@ -127,19 +127,21 @@ def _inference_twin(model: nn.Module) -> nn.Module | None:
     return None if kwargs == config["kwargs"] else build_model(config["name"], **kwargs)
 
 
-def export_inference_weights(model: nn.Module, path: Path) -> None:
+def export_inference_weights(model: nn.Module, path: Path, *, native_tile: int | None = None) -> None:
     """Write ``model``'s weights as a deployable safetensors file that :func:`irconstyle.load_model` reads.
 
     A ConStyle model built for training carries the momentum encoder and the queue; the file holds the
-    inference layout instead (query encoder and body), built without ``contrastive``.
+    inference layout instead (query encoder and body), built without ``contrastive``. ``native_tile`` is
+    recorded for ``tile="auto"`` (see :func:`irconstyle.inference.resolve_tile`).
     """
+    metadata = {"native_tile": native_tile} if native_tile else None
     inference = _inference_twin(model)
     if inference is None:
-        save_checkpoint(model, path)
+        save_checkpoint(model, path, extra_metadata=metadata)
         return
     wanted = inference.state_dict().keys()
     inference.load_state_dict({k: v for k, v in model.state_dict().items() if k in wanted}, strict=True)
-    save_checkpoint(inference, path)
+    save_checkpoint(inference, path, extra_metadata=metadata)
 
 
 def load_initial_weights(model: nn.Module, path: Path) -> None:

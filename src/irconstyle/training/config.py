@@ -168,11 +168,17 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class ValidationSection:
-    """Validate the EMA model every ``every`` iterations; keep the best checkpoint by ``metric``."""
+    """Validate the EMA model every ``every`` iterations; keep the best checkpoint by ``metric``.
+
+    ``tile``: restore the validation images in tiles of this size, and record it in the exported weights as
+    their native tile (what ``tile="auto"`` restores with). For models trained on patches whose global
+    poolings see other statistics in a whole photo; null restores whole images.
+    """
 
     every: int = 5000
     metric: Literal["psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"] = "psnr_y"
     samples: int = 3
+    tile: int | None = None
 
 
 @dataclass(frozen=True)
@@ -412,6 +418,7 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
     positive(config.data.train.num_workers, "data.train.num_workers", allow_zero=True)
     positive(config.val.every, "val.every")
     positive(config.val.samples, "val.samples", allow_zero=True)
+    positive(config.val.tile, "val.tile")
     positive(config.checkpoint.every, "checkpoint.every")
     positive(config.checkpoint.keep_last, "checkpoint.keep_last")
     positive(config.log.every, "log.every")

@@ -60,7 +60,8 @@ logger = logging.getLogger("irconstyle.training")
 # Settings that may change between a run and its resumption (where things are, how often to report, the
 # validation set); any other difference would break the exact continuation and is an error.
 RESUMABLE_CHANGES = (
-    "name", "device", "threads", "train.total_iters", "checkpoint.", "log.", "val.every", "val.samples", "data.val",
+    "name", "device", "threads", "train.total_iters", "checkpoint.", "log.", "val.every", "val.samples", "val.tile",
+    "data.val",
     "data.train.num_workers", "data.train.options.root", "data.train.options.clean_dirs",
     "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
     "train.ema.recalibrate_batches", "model.init_from",
@@ -285,11 +286,9 @@ class Trainer:
             )
         model = build_model(config.model.name, **kwargs)
         multiple = getattr(model, "size_multiple", 1)
-        if config.data.train.patch_size % multiple:
-            raise ConfigError(
-                f"data.train.patch_size ({config.data.train.patch_size}) must be a multiple of {multiple} "
-                f"for {config.model.name}"
-            )
+        for key, size in (("data.train.patch_size", config.data.train.patch_size), ("val.tile", config.val.tile)):
+            if size is not None and size % multiple:
+                raise ConfigError(f"{key} ({size}) must be a multiple of {multiple} for {config.model.name}")
         return model
 
     @staticmethod
@@ -433,8 +432,9 @@ class Trainer:
             if best:
                 path = self.checkpoint_dir / checkpointing.BEST_NAME
                 checkpointing.atomic_save(state, path)
+                best_weights = self.output_dir / "model_best.safetensors"
                 checkpointing.export_inference_weights(
-                    self._evaluation_model(), self.output_dir / "model_best.safetensors"
+                    self._evaluation_model(), best_weights, native_tile=self.config.val.tile
                 )
             else:
                 path = self.checkpoint_dir / checkpointing.periodic_name(self.iteration)
@@ -539,7 +539,7 @@ class Trainer:
             )
         elif context.is_main:
             final = self.output_dir / "model_final.safetensors"
-            checkpointing.export_inference_weights(self._evaluation_model(), final)
+            checkpointing.export_inference_weights(self._evaluation_model(), final, native_tile=config.val.tile)
             logger.info("finished %d iterations; EMA weights in %s", self.iteration, final)
         return TrainingResult(
             iteration=self.iteration,
@@ -621,7 +621,7 @@ class Trainer:
         if self.context.is_main:
             scores, samples = evaluate(
                 self._evaluation_model(), self.val_set, device=self.context.device, samples=self.config.val.samples,
-                num_workers=self.config.data.val.num_workers,
+                num_workers=self.config.data.val.num_workers, tile=self.config.val.tile,
             )
             metric = self.config.val.metric
             value = scores[metric]

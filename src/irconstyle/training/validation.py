@@ -7,15 +7,23 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from irconstyle import metrics
+from irconstyle.inference import restore_tensor
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, dataset: Dataset, *, device: torch.device, samples: int = 0, num_workers: int = 0
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    samples: int = 0,
+    num_workers: int = 0,
+    tile: int | None = None,
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
     """Mean ``psnr_rgb``, ``psnr_y``, ``ssim_rgb``, ``ssim_y`` of ``model`` over ``dataset``, and previews.
 
-    ``model`` must be in eval mode and accept any image size (ours pad and crop back). The scores follow the
+    ``model`` must be in eval mode and accept any image size (ours pad and crop back); with ``tile`` it restores
+    in blended tiles of that size. The scores follow the
     field's conventions (crop border 0, images rounded to 8 bits, see :mod:`irconstyle.metrics`). The first
     ``samples`` images come back as 3×H×3W previews: degraded | restored | clean.
     """
@@ -26,7 +34,7 @@ def evaluate(
     for item in loader:
         degraded = item["lq"].to(device)
         clean = item["gt"].to(device)
-        restored = _to_8_bits(model(degraded))
+        restored = _to_8_bits(restore_tensor(model, degraded, tile=tile, tile_overlap=min(32, (tile or 64) // 2)))
         reference = _to_8_bits(clean)
         for y_channel, suffix in ((False, "rgb"), (True, "y")):
             totals[f"psnr_{suffix}"] += float(metrics.psnr(restored, reference, y_channel=y_channel))
