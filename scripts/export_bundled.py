@@ -86,6 +86,7 @@ def main() -> None:
     model = load_model(args.run / f"model_{args.which}.safetensors")
     if args.native_tile:
         model.native_tile = args.native_tile
+    native_tile = getattr(model, "native_tile", None)  # from the option or from the run's val.tile
     stages = training_stages(args.run)
     summary, config = stages[-1], stages[-1]["config"]
     iterations = sum(stage["iterations"] for stage in stages)
@@ -116,8 +117,8 @@ def main() -> None:
     option = (" --which final" if args.which == "final" else "") + (
         f" --native-tile {args.native_tile}" if args.native_tile else "")
     tiling = ""
-    if args.native_tile:
-        tiling = (f"\n- Restores in {args.native_tile}×{args.native_tile} tiles (`native_tile` in the weights; "
+    if native_tile:
+        tiling = (f"\n- Restores in {native_tile}×{native_tile} tiles (`native_tile` in the weights; "
                   "`--tile auto`, the default): its global poolings were trained on patches of that size and see "
                   "other statistics in a whole photo. The scores below are restored that way.")
     selection = ""
