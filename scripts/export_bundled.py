@@ -110,8 +110,8 @@ def main() -> None:
         weights_from = f"iteration {best.group(2)} (the best {best.group(1)} on the validation photos)"
     else:
         weights_from = "the best checkpoint by the config's validation metric"
-    commands = " then ".join(f"`irconstyle train {config_file(stage['config'])}`" for stage in stages)
-    chained = "; each stage starts from the weights of the one before (`model.init_from`)" if len(stages) > 1 else ""
+    commands = "\n  then ".join(f"`irconstyle train {config_file(stage['config'])}`" for stage in stages)
+    chained = "\n  (each stage starts from the weights of the one before: `model.init_from`)" if len(stages) > 1 else ""
     planned = " + ".join(f"{stage['iterations']:,} of {stage['config']['train']['total_iters']:,}" for stage in stages)
     hours = sum(stage["hours"] for stage in stages)
     option = (" --which final" if args.which == "final" else "") + (
@@ -129,8 +129,8 @@ def main() -> None:
 
 - Architecture: `{config['model']['name']}` {config['model']['options']}, {parameters / 1e6:.2f} M parameters,
   {target.stat().st_size / 2**20:.1f} MiB.
-- Trained with {commands}, on the offline photos collected by `scripts/prepare_photos.py` (training split),
-  degraded on the fly{chained}.
+- Trained on the offline photos collected by `scripts/prepare_photos.py` (training split), degraded on the fly,
+  with {commands}{chained}.
 - Iterations: {planned} planned; training wall time {hours:.1f} h on 2 CPU cores (shared with other work).
 - Last validation in the log: {summary['last_validation']}.
 - Weights: the EMA weights, {weights_from}.{tiling}
@@ -144,8 +144,8 @@ Degraded inputs are clipped and stored as 8-bit images, as a user has them (seed
 |---|---|---|---|---|---|
 """ + "\n".join(rows) + f"""
 
-Reproduce these numbers: `python scripts/export_bundled.py {args.run} {args.task}{option}` (re-exports and
-re-scores).
+Reproduce these numbers (re-exports and re-scores):
+`python scripts/export_bundled.py {args.run} {args.task}{option}`.
 """ + (CLASSICS if args.task == "denoise" else "")
     (WEIGHTS / f"{args.task}.md").write_text(card)
     print(f"wrote {target} and {WEIGHTS / (args.task + '.md')}")
