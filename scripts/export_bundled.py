@@ -20,6 +20,7 @@ import yaml
 
 from irconstyle import load_model, save_checkpoint
 from irconstyle.evaluation import evaluate
+from irconstyle.inference import native_tile_of
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "irconstyle" / "weights"
 LEVELS = {
@@ -86,7 +87,7 @@ def main() -> None:
     model = load_model(args.run / f"model_{args.which}.safetensors")
     if args.native_tile:
         model.native_tile = args.native_tile
-    native_tile = getattr(model, "native_tile", None)  # from the option or from the run's val.tile
+    native_tile = native_tile_of(model)  # from the option or from the run's val.tile
     stages = training_stages(args.run)
     summary, config = stages[-1], stages[-1]["config"]
     iterations = sum(stage["iterations"] for stage in stages)

@@ -126,14 +126,19 @@ def resolve_tile(model: nn.Module, tile: Tile, height: int, width: int) -> int |
     """
     if tile != "auto":
         return tile
-    if getattr(model, "native_tile", None):
-        return model.native_tile
-    return None if height * width <= AUTO_TILE_ABOVE_PIXELS else _auto_tile_size(model)
+    if native_tile_of(model) or height * width > AUTO_TILE_ABOVE_PIXELS:
+        return _auto_tile_size(model)
+    return None
+
+
+def native_tile_of(model: nn.Module) -> int | None:
+    """The tile size the model's weights were trained for, where they name one (see :func:`resolve_tile`)."""
+    return getattr(model, "native_tile", None)
 
 
 def _auto_tile_size(model: nn.Module) -> int:
-    if getattr(model, "native_tile", None):
-        return model.native_tile
+    if native_tile_of(model):
+        return native_tile_of(model)
     multiple = size_multiple_of(model)
     return -(-AUTO_TILE // multiple) * multiple
 

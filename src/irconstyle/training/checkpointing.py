@@ -134,14 +134,14 @@ def export_inference_weights(model: nn.Module, path: Path, *, native_tile: int |
     inference layout instead (query encoder and body), built without ``contrastive``. ``native_tile`` is
     recorded for ``tile="auto"`` (see :func:`irconstyle.inference.resolve_tile`).
     """
-    metadata = {"native_tile": native_tile} if native_tile else None
     inference = _inference_twin(model)
-    if inference is None:
-        save_checkpoint(model, path, extra_metadata=metadata)
-        return
-    wanted = inference.state_dict().keys()
-    inference.load_state_dict({k: v for k, v in model.state_dict().items() if k in wanted}, strict=True)
-    save_checkpoint(inference, path, extra_metadata=metadata)
+    if inference is not None:
+        wanted = inference.state_dict().keys()
+        inference.load_state_dict({k: v for k, v in model.state_dict().items() if k in wanted}, strict=True)
+    save_checkpoint(
+        model if inference is None else inference, path,
+        extra_metadata={"native_tile": native_tile} if native_tile else None,
+    )
 
 
 def load_initial_weights(model: nn.Module, path: Path) -> None:
