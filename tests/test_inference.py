@@ -95,6 +95,11 @@ def test_auto_tile_uses_the_native_tile_of_the_weights_at_every_size():
     image = torch.rand(1, 3, 72, 100)
     torch.testing.assert_close(restore_tensor(model, image, tile="auto", tile_overlap=8),
                                restore_tensor(model, image, tile=32, tile_overlap=8))
+    # The default overlap (32) shrinks to half of a tile smaller than 64; an explicit one is checked as given.
+    torch.testing.assert_close(restore_tensor(model, image, tile="auto"),
+                               restore_tensor(model, image, tile=32, tile_overlap=16))
+    with pytest.raises(ValueError, match=r"tile_overlap must be in \[0, 16\] for tile 32, got 32"):
+        restore_tensor(model, image, tile="auto", tile_overlap=32)
 
 
 def test_bad_tile_values_are_refused():

@@ -104,7 +104,7 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
                          help="restore in tiles of N×N pixels (bounded memory for big photos); 'auto' (default) "
                          "uses the model's native tile if its weights name one, else tiles images over 1 megapixel "
                          "at 384×384; 0 restores whole images")
-    restore.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in pixels (32)")
+    restore.add_argument("--tile-overlap", type=int, help="overlap between tiles in pixels (32, at most half the tile)")
     restore.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× slower)")
     restore.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                          help="bf16 on GPU or AMX CPUs (slower than fp32 on other CPUs), fp16 on GPU; default fp32")

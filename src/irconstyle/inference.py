@@ -24,6 +24,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # (128 to 512), 384 restores the most megapixels per second, in under 1 GB for a 4K photo (benchmarks/README.md).
 AUTO_TILE = 384
 AUTO_TILE_ABOVE_PIXELS = 1024 * 1024
+# tile_overlap=None: this many pixels, or half the tile where tiles are smaller than twice that.
+DEFAULT_TILE_OVERLAP = 32
 
 
 def size_multiple_of(model: nn.Module) -> int:
@@ -143,7 +145,7 @@ def _auto_tile_size(model: nn.Module) -> int:
     return -(-AUTO_TILE // multiple) * multiple
 
 
-def check_tiling(model: nn.Module, tile: Tile, tile_overlap: int) -> None:
+def check_tiling(model: nn.Module, tile: Tile, tile_overlap: int | None) -> None:
     """Raise a clear ValueError for tile options this model cannot use."""
     if tile is None:
         return
@@ -154,7 +156,7 @@ def check_tiling(model: nn.Module, tile: Tile, tile_overlap: int) -> None:
     multiple = size_multiple_of(model)
     if tile < multiple or tile % multiple:
         raise ValueError(f"tile must be a positive multiple of {multiple} for this model, got {tile}")
-    if not 0 <= tile_overlap <= tile // 2:
+    if tile_overlap is not None and not 0 <= tile_overlap <= tile // 2:
         raise ValueError(f"tile_overlap must be in [0, {tile // 2}] for tile {tile}, got {tile_overlap}")
 
 
@@ -164,7 +166,7 @@ def restore_tensor(
     image: torch.Tensor,
     *,
     tile: Tile = None,
-    tile_overlap: int = 32,
+    tile_overlap: int | None = None,
     self_ensemble: bool = False,
     precision: str = "fp32",
     progress: Progress | None = None,
@@ -174,7 +176,8 @@ def restore_tensor(
     With ``tile`` the image is processed in tiles of at most ``tile``×``tile`` pixels that overlap by
     ``tile_overlap`` and are blended with raised-cosine weights, so peak memory depends on the tile size and not
     on the image size. The output accumulator is kept in float32. ``tile="auto"`` tiles large images only
-    (:func:`resolve_tile`).
+    (:func:`resolve_tile`). ``tile_overlap=None`` is :data:`DEFAULT_TILE_OVERLAP` pixels, at most half the
+    tile; an explicit overlap must lie in [0, tile / 2].
     """
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"expected a B×3×H×W image tensor, got shape {tuple(image.shape)}")
@@ -183,6 +186,8 @@ def restore_tensor(
     device = image.device
     height, width = image.shape[-2:]
     tile = resolve_tile(model, tile, height, width)
+    if tile is not None and tile_overlap is None:
+        tile_overlap = min(DEFAULT_TILE_OVERLAP, tile // 2)
     with precision_context(device, precision):
         if tile is None or (height <= tile and width <= tile):
             output = _run(model, image, self_ensemble)

@@ -27,7 +27,6 @@ def evaluate(
     field's conventions (crop border 0, images rounded to 8 bits, see :mod:`irconstyle.metrics`). The first
     ``samples`` images come back as 3×H×3W previews: degraded | restored | clean.
     """
-    overlap = min(32, tile // 2) if tile else 0  # restore's default overlap, as far as small tiles allow
     loader = DataLoader(dataset, batch_size=1, num_workers=num_workers, generator=torch.Generator().manual_seed(0))
     totals = {"psnr_rgb": 0.0, "psnr_y": 0.0, "ssim_rgb": 0.0, "ssim_y": 0.0}
     previews = []
@@ -35,7 +34,7 @@ def evaluate(
     for item in loader:
         degraded = item["lq"].to(device)
         clean = item["gt"].to(device)
-        restored = _to_8_bits(restore_tensor(model, degraded, tile=tile, tile_overlap=overlap))
+        restored = _to_8_bits(restore_tensor(model, degraded, tile=tile))
         reference = _to_8_bits(clean)
         for y_channel, suffix in ((False, "rgb"), (True, "y")):
             totals[f"psnr_{suffix}"] += float(metrics.psnr(restored, reference, y_channel=y_channel))
