@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 import irconstyle
 from irconstyle import CheckpointError
+from irconstyle.models.checkpoint import load_checkpoint_into_deeper
 from irconstyle.models.nafnet import NAFNet
 
 SMALL = {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]}
@@ -67,6 +68,40 @@ def test_load_checkpoint_reads_our_safetensors_into_a_model(tmp_path):
     irconstyle.load_checkpoint(target, path)
     for key, tensor in model.state_dict().items():
         assert torch.equal(target.state_dict()[key], tensor), key
+
+
+def test_a_deeper_model_grown_from_weights_computes_what_they_computed(tmp_path):
+    """New NAFBlocks start as the identity, so the grown model's output equals the file's model's exactly."""
+    model = _small_model()
+    path = tmp_path / "small.safetensors"
+    irconstyle.save_checkpoint(model, path)
+    deeper_options = {**SMALL, "encoder_blocks": [1, 2, 1], "bottleneck_blocks": 3}
+    deeper = irconstyle.build_model("constyle_nafnet", **deeper_options).eval()
+
+    new_blocks = load_checkpoint_into_deeper(deeper, path)
+
+    assert new_blocks == ["body.encoder2.1", "body.bottleneck.1", "body.bottleneck.2"]
+    image = torch.rand(1, 3, 40, 24, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(deeper(image), model(image))
+    with pytest.raises(CheckpointError, match=r"does not fit ConStyleNAFNet: 54 missing: body\.bottleneck\.1\."):
+        irconstyle.load_checkpoint(irconstyle.build_model("constyle_nafnet", **deeper_options), path)
+
+
+def test_growing_refuses_what_is_not_a_whole_identity_block(tmp_path):
+    """Only whole identity-at-initialisation blocks may be absent: a wider model or a Restormer is refused."""
+    path = tmp_path / "small.safetensors"
+    irconstyle.save_checkpoint(_small_model(), path)
+    with pytest.raises(CheckpointError, match="mis-shaped"):
+        load_checkpoint_into_deeper(irconstyle.build_model("constyle_nafnet", **{**SMALL, "width": 16}), path)
+
+    restormer_options = {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1],
+                         "refinement_blocks": 1, "heads": [1, 1, 1, 1]}
+    restormer_path = tmp_path / "restormer.safetensors"
+    irconstyle.save_checkpoint(irconstyle.build_model("constyle_restormer", **restormer_options), restormer_path)
+    deeper_restormer = irconstyle.build_model("constyle_restormer", **{**restormer_options, "bottleneck_blocks": 2})
+    with pytest.raises(CheckpointError, match=r"missing: body\.bottleneck\.1\."):
+        load_checkpoint_into_deeper(deeper_restormer, restormer_path)
 
 
 def test_saving_a_model_not_built_by_name_is_refused(tmp_path):

@@ -247,6 +247,27 @@ def test_a_new_run_can_start_from_exported_weights(tmp_path, caplog):
         Trainer(missing, output_dir=tmp_path / "d", progress=False).run()
 
 
+def test_a_new_run_can_grow_a_deeper_model_from_weights(tmp_path, caplog):
+    """``model.init_deeper``: extra NAFBlocks start as the identity; without the flag the file must fit."""
+    first = Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path / "a", progress=False).run()
+    deeper = {"model.init_from": str(first.final_weights), "model.options.bottleneck_blocks": 2}
+
+    grown = Trainer(tiny_config(**deeper, **{"model.init_deeper": True}), output_dir=tmp_path / "b", progress=False)
+    grown.context = init_distributed("cpu")
+    caplog.set_level("INFO", logger="irconstyle.training")
+    grown._setup()
+    weights = load_model(first.final_weights).state_dict()
+    state = grown.model.state_dict()
+    assert _states_equal(weights, {k: state[k] for k in weights}) == []
+    assert not state["body.bottleneck.1.mixer_scale"].any() and not state["body.bottleneck.1.ffn_scale"].any()
+    assert "1 new blocks start as the identity: body.bottleneck.1" in caplog.text
+
+    with pytest.raises(ConfigError, match=r"model\.init_from: .*does not fit .*missing: body\.bottleneck\.1\."):
+        Trainer(tiny_config(**deeper), output_dir=tmp_path / "c", progress=False).run()
+    with pytest.raises(ConfigError, match=r"model\.init_deeper: needs model\.init_from"):
+        tiny_config(**{"model.init_deeper": True})
+
+
 def test_a_checkpoint_whose_config_no_longer_validates_is_named(tmp_path):
     result = Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path, progress=False).run()
     state = load_training_checkpoint(result.last_checkpoint)

@@ -106,19 +106,38 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     one :class:`CheckpointError` listing them all.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.suffix == ".safetensors":
-        state, _ = _read_safetensors(path)
-    else:
-        state = official.convert_state_dict(_read_official(path), model)
-    _load_strict(model, state, path)
+    _load_strict(model, _read_weights(model, path), path)
     return model
 
 
-def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+def load_checkpoint_into_deeper(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """:func:`load_checkpoint` into a model with more blocks per stage than the file's; returns the new blocks.
+
+    A block of ``model`` that starts as the identity (a ``starts_as_identity`` attribute, as NAFBlocks have)
+    and of which the file holds no tensor keeps its fresh initialisation, so the deeper model computes what
+    the file's model did and training grows it from there. Anything else missing is an error, as in
+    :func:`load_checkpoint`.
+    """
+    path = Path(path)
+    return _load_strict(model, _read_weights(model, path), path, allow_new_blocks=True)
+
+
+def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)[0]
+    return official.convert_state_dict(_read_official(path), model)
+
+
+def _load_strict(
+    model: nn.Module, state: dict[str, torch.Tensor], path: Path, *, allow_new_blocks: bool = False
+) -> list[str]:
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
+    new_blocks = _identity_blocks_absent_from(model, state) if allow_new_blocks else []
+    missing = sorted(
+        key for key in set(expected) - set(state) if not any(key.startswith(f"{block}.") for block in new_blocks)
+    )
     unexpected = sorted(set(state) - set(expected))
     mis_shaped = sorted(
         f"{key} (file {tuple(state[key].shape)}, model {tuple(expected[key].shape)})"
@@ -132,4 +151,13 @@ def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -
             problems.append(f"{len(keys)} {label}: {shown}")
     if problems:
         raise CheckpointError(f"{path}: does not fit {type(model).__name__}: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=not new_blocks)
+    return new_blocks
+
+
+def _identity_blocks_absent_from(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the model's identity-at-initialisation blocks of which ``state`` holds no tensor."""
+    return [
+        name for name, module in model.named_modules()
+        if getattr(module, "starts_as_identity", False) and not any(key.startswith(f"{name}.") for key in state)
+    ]

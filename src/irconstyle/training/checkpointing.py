@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from irconstyle.atomic import atomic_write
-from irconstyle.models.checkpoint import load_checkpoint, save_checkpoint
+from irconstyle.models.checkpoint import load_checkpoint, load_checkpoint_into_deeper, save_checkpoint
 from irconstyle.models.registry import build_model
 
 CHECKPOINT_FORMAT = "irconstyle-training"
@@ -144,16 +144,22 @@ def export_inference_weights(model: nn.Module, path: Path, *, native_tile: int |
     )
 
 
-def load_initial_weights(model: nn.Module, path: Path) -> None:
+def load_initial_weights(model: nn.Module, path: Path, *, deeper: bool = False) -> list[str]:
     """Start a new run from the inference weights in ``path`` (ours or the authors'), read strictly.
 
     For a ConStyle model built for training, the momentum encoder starts as a copy of the loaded query
-    encoder (as MoCo starts) and the queue keeps its fresh initialisation.
+    encoder (as MoCo starts) and the queue keeps its fresh initialisation. ``deeper``: the model may have
+    more blocks than the file's (see :func:`~irconstyle.models.checkpoint.load_checkpoint_into_deeper`);
+    returns the names of those new blocks.
     """
     inference = _inference_twin(model)
-    if inference is None:
-        load_checkpoint(model, path)
-        return
-    load_checkpoint(inference, path)
-    model.load_state_dict(inference.state_dict(), strict=False)
-    model.constyle.key_encoder.load_state_dict(model.constyle.encoder.state_dict())
+    target = model if inference is None else inference
+    if deeper:
+        new_blocks = load_checkpoint_into_deeper(target, path)
+    else:
+        load_checkpoint(target, path)
+        new_blocks = []
+    if inference is not None:
+        model.load_state_dict(inference.state_dict(), strict=False)
+        model.constyle.key_encoder.load_state_dict(model.constyle.encoder.state_dict())
+    return new_blocks

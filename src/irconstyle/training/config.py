@@ -47,13 +47,16 @@ class ModelSection:
     ``init_from``: a new run starts from these inference weights (a ``.safetensors`` file written by this
     package, such as another run's ``model_final.safetensors``, or an authors' ``.pth``) instead of a random
     initialisation: fine-tuning, or a second stage with another recipe. A resumed run takes its weights from
-    the checkpoint and does not read it.
+    the checkpoint and does not read it. ``init_deeper``: the model may have more blocks per stage than those
+    weights; the new blocks must start as the identity (NAFNet blocks do), so training grows a trained model
+    from the function it already computes.
     """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     constyle: ConStyleSection = field(default_factory=ConStyleSection)
     init_from: str | None = None
+    init_deeper: bool = False
 
 
 @dataclass(frozen=True)
@@ -427,6 +430,8 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
     positive(config.model.constyle.temperature, "model.constyle.temperature")
     if not 0.0 <= config.model.constyle.momentum <= 1.0:
         problems.append(f"model.constyle.momentum: must be in [0, 1], got {config.model.constyle.momentum}")
+    if config.model.init_deeper and config.model.init_from is None:
+        problems.append("model.init_deeper: needs model.init_from (the weights to grow from)")
 
     entry = MODELS.get(config.model.name)
     if entry is None:
