@@ -122,18 +122,21 @@ def main() -> None:
         tiling = (f"\n- Restores in {native_tile}×{native_tile} tiles (`native_tile` in the weights; "
                   "`--tile auto`, the default): its global poolings were trained on patches of that size and see "
                   "other statistics in a whole photo. The scores below are restored that way.")
+    val_tile = (config.get("val") or {}).get("tile")
+    validated = f"{val_tile}×{val_tile} tiles" if val_tile else "whole images"
     selection = ""
     if args.which == "best":
         selection = ("\nThe checkpoint was chosen by validation on these photos (at the config's validation level), "
                      "so its scores are slightly optimistic; `--which final` exports without that choice.\n")
     card = f"""# Bundled model: `{args.task}`
 
-- Architecture: `{config['model']['name']}` {config['model']['options']}, {parameters / 1e6:.2f} M parameters,
-  {target.stat().st_size / 2**20:.1f} MiB.
+- Architecture: `{config['model']['name']}` {config['model']['options']},
+  {parameters / 1e6:.2f} M parameters, {target.stat().st_size / 2**20:.1f} MiB.
 - Trained on the offline photos collected by `scripts/prepare_photos.py` (training split), degraded on the fly,
   with {commands}{chained}.
 - Iterations: {planned} planned; training wall time {hours:.1f} h on 2 CPU cores (shared with other work).
-- Last validation in the log: {summary['last_validation']}.
+- Last validation in the log (restored as {validated}):
+  {summary['last_validation']}.
 - Weights: the EMA weights, {weights_from}.{tiling}
 
 ## Held-out photos ({len(report.scores)} images in `{args.val}`, never used for training)
