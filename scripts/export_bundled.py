@@ -128,6 +128,9 @@ def main() -> None:
     if args.which == "best":
         selection = ("\nThe checkpoint was chosen by validation on these photos (at the config's validation level), "
                      "so its scores are slightly optimistic; `--which final` exports without that choice.\n")
+    if len(stages) > 1:
+        selection += ("\nEach stage after the first was kept for its scores on these photos, so they are not an "
+                      "untouched test set.\n")
     card = f"""# Bundled model: `{args.task}`
 
 - Architecture: `{config['model']['name']}` {config['model']['options']},
