@@ -4,9 +4,11 @@
 Sources (see docs/models.md): scikit-image and scikit-learn sample images, Debian's ``opencv-doc`` example
 photos, ``plasma-workspace-wallpapers`` and ``mate-backgrounds`` photos. Large JPEGs are downscaled (long side
 at most ``--max-side``) with a Lanczos filter, which also hides their compression artefacts. The held-out split is
-a fixed list of names, so every run gives the same split.
+a fixed list of names, so every run gives the same split. A third split, ``check``, holds other images at their
+native resolution (small camera JPEGs and a painting), never used for training or for choosing anything: a test
+of whether results on the held-out split carry over to another kind of photo.
 
-    python scripts/prepare_photos.py data/photos      # writes data/photos/train/*.png and data/photos/val/*.png
+    python scripts/prepare_photos.py data/photos      # writes data/photos/{train,val,check}/*.png
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ PLASMA_PHOTOS = ["BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "Eve
 MATE_PHOTOS = ["Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
                "TwoWings", "Wood", "YellowFlower"]
 SKIMAGE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"]
+
+CHECK_IMAGES = {"opencv_aero1": OPENCV / "aero1.jpg", "opencv_board": OPENCV / "board.jpg",
+                "opencv_stuff": OPENCV / "stuff.jpg", "opencv_chicky_512": OPENCV / "chicky_512.png",
+                "mate_Elephants": MATE / "abstract" / "Elephants.jpg"}
 
 HELD_OUT = {"skimage_chelsea", "sklearn_flower", "opencv_fruits", "opencv_butterfly", "plasma_Kite", "plasma_Path",
             "mate_LadyBird", "mate_Garden"}
@@ -61,9 +67,9 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--max-side", type=int, default=1024)
     args = parser.parse_args()
-    for split in ("train", "val"):
+    for split in ("train", "val", "check"):
         (args.output / split).mkdir(parents=True, exist_ok=True)
-    counts = {"train": 0, "val": 0}
+    counts = {"train": 0, "val": 0, "check": 0}
     for name, image in _sources():
         image = image.convert("RGB")
         scale = args.max_side / max(image.size)
@@ -74,7 +80,11 @@ def main() -> None:
         split = "val" if name in HELD_OUT else "train"
         image.save(args.output / split / f"{name}.png")
         counts[split] += 1
-    print(f"{counts['train']} training and {counts['val']} held-out photos in {args.output}")
+    for name, path in CHECK_IMAGES.items():
+        if path.is_file():
+            Image.open(path).convert("RGB").save(args.output / "check" / f"{name}.png")
+            counts["check"] += 1
+    print(f"{counts['train']} training, {counts['val']} held-out and {counts['check']} check images in {args.output}")
 
 
 if __name__ == "__main__":
