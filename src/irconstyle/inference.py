@@ -139,10 +139,8 @@ def native_tile_of(model: nn.Module) -> int | None:
 
 
 def _auto_tile_size(model: nn.Module) -> int:
-    if native_tile_of(model):
-        return native_tile_of(model)
     multiple = size_multiple_of(model)
-    return -(-AUTO_TILE // multiple) * multiple
+    return native_tile_of(model) or -(-AUTO_TILE // multiple) * multiple
 
 
 def check_tiling(model: nn.Module, tile: Tile, tile_overlap: int | None) -> None:

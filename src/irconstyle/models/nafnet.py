@@ -33,7 +33,7 @@ def simple_gate(x: torch.Tensor) -> torch.Tensor:
 class NAFBlock(nn.Module):
     """One NAFNet block on ``channels`` channels (expansions 2 and 2, LayerNorm eps 1e-6, no dropout)."""
 
-    starts_as_identity = True  # both residual scales start at zero (see load_checkpoint's allow_new_blocks)
+    starts_as_identity = True  # both residual scales start at zero (see load_checkpoint_into_deeper)
 
     def __init__(self, channels: int, *, mixer_expansion: int = 2, ffn_expansion: int = 2) -> None:
         super().__init__()
