@@ -8,7 +8,11 @@ a fixed list of names, so every run gives the same split. A third split, ``check
 native resolution (small camera JPEGs and a painting), never used for training or for choosing anything: a test
 of whether results on the held-out split carry over to another kind of photo.
 
-    python scripts/prepare_photos.py data/photos      # writes data/photos/{train,val,check}/*.png
+Downscaling smooths a photo at pixel scale, so a fourth split, ``train-native``, holds the pixel-scale texture the
+downscaled copies lose: crops at native resolution of the large training photos, and more small camera photos
+(other views of training scenes; none of a held-out or check scene). Training may use it beside ``train``.
+
+    python scripts/prepare_photos.py data/photos      # writes data/photos/{train,train-native,val,check}/*.png
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ CHECK_IMAGES = {"opencv_aero1": OPENCV / "aero1.jpg", "opencv_board": OPENCV / "
                 "opencv_stuff": OPENCV / "stuff.jpg", "opencv_chicky_512": OPENCV / "chicky_512.png",
                 "mate_Elephants": MATE / "abstract" / "Elephants.jpg"}
 
+# Other views of training scenes, and one more photo; aero3 is left out because aero1 is a check image.
+NATIVE_OPENCV_PHOTOS = ["graf3.png", "leuvenB.jpg", "aloeR.jpg", "rubberwhale2.png", "ela_modified.jpg",
+                        "smarties.png", "HappyFish.jpg"]
+NATIVE_CROP = 1024
+
 HELD_OUT = {"skimage_chelsea", "sklearn_flower", "opencv_fruits", "opencv_butterfly", "plasma_Kite", "plasma_Path",
             "mate_LadyBird", "mate_Garden"}
 
@@ -62,29 +71,52 @@ def _sources() -> Iterator[tuple[str, Image.Image]]:
             yield f"mate_{name}", Image.open(MATE / "nature" / f"{name}.jpg")
 
 
+def _native_crops(image: Image.Image, size: int) -> list[Image.Image]:
+    """Up to three ``size``-pixel squares at native resolution, from end to end of the long side."""
+    width, height = image.size
+    side = min(size, width, height)
+    along, across = max(width, height) - side, min(width, height) - side
+    count = min(3, 1 + along // side)
+    starts = [round(along * i / (count - 1)) for i in range(count)] if count > 1 else [along // 2]
+    boxes = [(start, across // 2) if width >= height else (across // 2, start) for start in starts]
+    return [image.crop((left, top, left + side, top + side)) for left, top in boxes]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)
     parser.add_argument("--max-side", type=int, default=1024)
     args = parser.parse_args()
-    for split in ("train", "val", "check"):
+    splits = ("train", "train-native", "val", "check")
+    for split in splits:
         (args.output / split).mkdir(parents=True, exist_ok=True)
-    counts = {"train": 0, "val": 0, "check": 0}
+    counts = dict.fromkeys(splits, 0)
     for name, image in _sources():
         image = image.convert("RGB")
-        scale = args.max_side / max(image.size)
-        if scale < 1:
-            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
         if np.asarray(image).std() < 1:
             continue
-        split = "val" if name in HELD_OUT else "train"
+        held_out = name in HELD_OUT
+        scale = args.max_side / max(image.size)
+        if scale < 1 and not held_out:
+            for index, crop in enumerate(_native_crops(image, NATIVE_CROP)):
+                crop.save(args.output / "train-native" / f"{name}_{index}.png")
+                counts["train-native"] += 1
+        if scale < 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        split = "val" if held_out else "train"
         image.save(args.output / split / f"{name}.png")
         counts[split] += 1
+    for name in NATIVE_OPENCV_PHOTOS:
+        if (OPENCV / name).is_file():
+            target = args.output / "train-native" / f"opencv_{Path(name).stem}.png"
+            Image.open(OPENCV / name).convert("RGB").save(target)
+            counts["train-native"] += 1
     for name, path in CHECK_IMAGES.items():
         if path.is_file():
             Image.open(path).convert("RGB").save(args.output / "check" / f"{name}.png")
             counts["check"] += 1
-    print(f"{counts['train']} training, {counts['val']} held-out and {counts['check']} check images in {args.output}")
+    print(f"{counts['train']} training ({counts['train-native']} more at native resolution), {counts['val']} held-out "
+          f"and {counts['check']} check images in {args.output}")
 
 
 if __name__ == "__main__":
