@@ -31,8 +31,11 @@ LEVELS = {
     "deblur": [(name, {"level": name, "quantize_bits": 8}) for name in ("low", "medium", "high")],
 }
 CLASSICS = """
-Against CBM3D and FFDNet on the same held-out photos: `python benchmarks/denoise_vs_classics.py`, table in
-`benchmarks/README.md`.
+Against CBM3D and FFDNet on the same held-out photos: `python benchmarks/denoise_vs_classics.py` (add
+`data/photos/check` for the check photos), tables in `benchmarks/README.md`.
+"""
+TABLE_HEADER = """| level | input PSNR | restored PSNR | restored SSIM | restored PSNR-Y | time, all images |
+|---|---|---|---|---|---|
 """
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO (.*)$")
 
@@ -54,6 +57,12 @@ def training_summary(run: Path) -> dict:
     return {"iterations": iteration, "hours": seconds / 3600, "last_validation": best}
 
 
+def training_folders(config: dict) -> list[str]:
+    """The clean-photo folders a run's config trains on."""
+    folders = config["data"]["train"]["options"].get("clean_dirs", [])
+    return [folders] if isinstance(folders, str) else list(folders)
+
+
 def training_stages(run: Path) -> list[dict]:
     """The run and, through ``model.init_from``, the runs it started from, first stage first."""
     stages = []
@@ -71,6 +80,19 @@ def config_file(config: dict) -> str:
     return f"configs/bundled/{config['name'].removeprefix('bundled-')}.yaml"
 
 
+def score_table(model: torch.nn.Module, task: str, folder: Path) -> tuple[str, int]:
+    """The card's table rows for the photos in ``folder`` at the task's levels, and how many photos."""
+    rows = []
+    for label, level in LEVELS[task]:
+        start = time.perf_counter()
+        report = evaluate(model, gt_dir=folder, degradation=(task, level), seed=0)
+        mean = report.mean()
+        rows.append(f"| {label} | {mean['input_psnr_rgb']:.2f} | {mean['psnr_rgb']:.2f} | {mean['ssim_rgb']:.4f} | "
+                    f"{mean['psnr_y']:.2f} | {time.perf_counter() - start:.0f} s |")
+        print(rows[-1], flush=True)
+    return TABLE_HEADER + "\n".join(rows), len(report.scores)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the training output folder")
@@ -80,6 +102,8 @@ def main() -> None:
                         help="record this tile size in the weights: restore (tile 'auto') then works in tiles of it "
                              "(for weights whose global poolings only fit patch-sized inputs)")
     parser.add_argument("--val", type=Path, default=Path("data/photos/val"))
+    parser.add_argument("--check", type=Path, default=Path("data/photos/check"),
+                        help="photos that no training or choice uses, scored on the card too")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -95,14 +119,8 @@ def main() -> None:
     save_checkpoint(model, target, extra_metadata={"task": args.task, "iterations": iterations,
                                                     "config": config["name"]})
 
-    rows = []
-    for label, level in LEVELS[args.task]:
-        start = time.perf_counter()
-        report = evaluate(model, gt_dir=args.val, degradation=(args.task, level), seed=0)
-        mean = report.mean()
-        rows.append(f"| {label} | {mean['input_psnr_rgb']:.2f} | {mean['psnr_rgb']:.2f} | {mean['ssim_rgb']:.4f} | "
-                    f"{mean['psnr_y']:.2f} | {time.perf_counter() - start:.0f} s |")
-        print(rows[-1], flush=True)
+    rows, count = score_table(model, args.task, args.val)
+    check_rows, check_count = score_table(model, args.task, args.check)
     parameters = sum(p.numel() for p in model.parameters())
     best = re.search(r"best (\S+) \S+ at iteration (\d+)", summary["last_validation"])
     if args.which == "final":
@@ -115,6 +133,8 @@ def main() -> None:
     chained = "\n  (each stage starts from the weights of the one before: `model.init_from`)" if len(stages) > 1 else ""
     planned = " + ".join(f"{stage['iterations']:,} of {stage['config']['train']['total_iters']:,}" for stage in stages)
     hours = sum(stage["hours"] for stage in stages)
+    folders = ", ".join(f"`{folder}`" for folder in dict.fromkeys(
+        folder for stage in stages for folder in training_folders(stage["config"])))
     option = (" --which final" if args.which == "final" else "") + (
         f" --native-tile {args.native_tile}" if args.native_tile else "")
     tiling = ""
@@ -135,21 +155,27 @@ def main() -> None:
 
 - Architecture: `{config['model']['name']}` {config['model']['options']},
   {parameters / 1e6:.2f} M parameters, {target.stat().st_size / 2**20:.1f} MiB.
-- Trained on the offline photos collected by `scripts/prepare_photos.py` (training split), degraded on the fly,
+- Trained on the offline photos collected by `scripts/prepare_photos.py`
+  ({folders}), degraded on the fly,
   with {commands}{chained}.
 - Iterations: {planned} planned; training wall time {hours:.1f} h on 2 CPU cores (shared with other work).
 - Last validation in the log (restored as {validated}):
   {summary['last_validation']}.
 - Weights: the EMA weights, {weights_from}.{tiling}
 
-## Held-out photos ({len(report.scores)} images in `{args.val}`, never used for training)
+## Held-out photos ({count} images in `{args.val}`, never used for training)
 {selection}
 Degraded inputs are clipped and stored as 8-bit images, as a user has them (seed 0 + image index);
 `input` is the PSNR of the degraded input itself (doing nothing). PSNR/SSIM on RGB, uint8, crop 0.
 
-| level | input PSNR | restored PSNR | restored SSIM | restored PSNR-Y | time, all images |
-|---|---|---|---|---|---|
-""" + "\n".join(rows) + f"""
+{rows}
+
+## Check photos ({check_count} images in `{args.check}`, used for no training and no choice)
+
+Other kinds of photo at native resolution (small camera JPEGs, a painting): whether the held-out scores carry over.
+Scored the same way.
+
+{check_rows}
 
 Reproduce these numbers (re-exports and re-scores):
 `python scripts/export_bundled.py {args.run} {args.task}{option}`.
