@@ -10,6 +10,7 @@ import torch
 
 from irconstyle.models import build_model
 from irconstyle.training import load_config
+from irconstyle.training.trainer import check_input_sizes
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
 
@@ -23,5 +24,4 @@ def test_shipped_config_validates_and_builds(path: Path):
     config = load_config(path)
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         model = build_model(config.model.name, **config.model.options)
-    multiple = getattr(model, "size_multiple", 1)
-    assert config.data.train.patch_size is None or config.data.train.patch_size % multiple == 0
+    check_input_sizes(config, model)  # the trainer's own rule: raises ConfigError

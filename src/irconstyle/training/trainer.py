@@ -285,10 +285,7 @@ class Trainer:
                 },
             )
         model = build_model(config.model.name, **kwargs)
-        multiple = getattr(model, "size_multiple", 1)
-        for key, size in (("data.train.patch_size", config.data.train.patch_size), ("val.tile", config.val.tile)):
-            if size is not None and size % multiple:
-                raise ConfigError(f"{key} ({size}) must be a multiple of {multiple} for {config.model.name}")
+        check_input_sizes(config, model)
         return model
 
     @staticmethod
@@ -694,6 +691,14 @@ class _LossMeter:
 
     def mean(self) -> dict[str, float]:
         return {name: value / max(self.count, 1) for name, value in self.sums.items()}
+
+
+def check_input_sizes(config: TrainingConfig, model: nn.Module) -> None:
+    """The training patch and validation tile must be multiples of what the model's downsamplings divide."""
+    multiple = getattr(model, "size_multiple", 1)
+    for key, size in (("data.train.patch_size", config.data.train.patch_size), ("val.tile", config.val.tile)):
+        if size is not None and size % multiple:
+            raise ConfigError(f"{key} ({size}) must be a multiple of {multiple} for {config.model.name}")
 
 
 def _worker_ignores_interrupts(worker_id: int) -> None:
