@@ -97,11 +97,11 @@ def main() -> None:
             continue
         held_out = name in HELD_OUT
         scale = args.max_side / max(image.size)
-        if scale < 1 and not held_out:
-            for index, crop in enumerate(_native_crops(image, NATIVE_CROP)):
-                crop.save(args.output / "train-native" / f"{name}_{index}.png")
-                counts["train-native"] += 1
         if scale < 1:
+            if not held_out:
+                for index, crop in enumerate(_native_crops(image, NATIVE_CROP)):
+                    crop.save(args.output / "train-native" / f"{name}_{index}.png")
+                    counts["train-native"] += 1
             image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
         split = "val" if held_out else "train"
         image.save(args.output / split / f"{name}.png")
