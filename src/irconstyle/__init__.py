@@ -2,6 +2,7 @@
 
 from irconstyle.models.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from irconstyle.models.registry import build_model, list_models
+from irconstyle.restoration import restore
 
 __all__ = [
     "CheckpointError",
@@ -9,6 +10,7 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "load_model",
+    "restore",
     "save_checkpoint",
 ]
 __version__ = "0.1.0"
