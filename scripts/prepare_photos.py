@@ -12,7 +12,11 @@ Downscaling smooths a photo at pixel scale, so a fourth split, ``train-native``,
 downscaled copies lose: crops at native resolution of the large training photos, and more small camera photos
 (other views of training scenes; none of a held-out or check scene). Training may use it beside ``train``.
 
-    python scripts/prepare_photos.py data/photos      # writes data/photos/{train,train-native,val,check}/*.png
+The photos above are mostly nature; a fifth split, ``train-manmade``, holds opencv-doc's camera photos of man-made
+things with fine texture (newsprint, a page of text, boxes, an office with a chessboard), several of them greyscale
+(stored as RGB).
+
+    python scripts/prepare_photos.py data/photos  # writes data/photos/{train,train-native,train-manmade,val,check}/
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ CHECK_IMAGES = {"opencv_aero1": OPENCV / "aero1.jpg", "opencv_board": OPENCV / "
 NATIVE_OPENCV_PHOTOS = ["graf3.png", "leuvenB.jpg", "aloeR.jpg", "rubberwhale2.png", "ela_modified.jpg",
                         "smarties.png", "HappyFish.jpg"]
 NATIVE_CROP = 1024
+
+MANMADE_OPENCV_PHOTOS = ["left.jpg", "right.jpg", "sudoku.png", "pca_test1.jpg", "imageTextR.png", "basketball1.png",
+                         "box_in_scene.png", "left01.jpg", "left05.jpg", "left09.jpg", "right03.jpg", "right07.jpg",
+                         "right12.jpg"]
 
 HELD_OUT = {"skimage_chelsea", "sklearn_flower", "opencv_fruits", "opencv_butterfly", "plasma_Kite", "plasma_Path",
             "mate_LadyBird", "mate_Garden"}
@@ -87,7 +95,7 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--max-side", type=int, default=1024)
     args = parser.parse_args()
-    splits = ("train", "train-native", "val", "check")
+    splits = ("train", "train-native", "train-manmade", "val", "check")
     for split in splits:
         (args.output / split).mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(splits, 0)
@@ -106,16 +114,17 @@ def main() -> None:
         split = "val" if held_out else "train"
         image.save(args.output / split / f"{name}.png")
         counts[split] += 1
-    for name in NATIVE_OPENCV_PHOTOS:
-        if (OPENCV / name).is_file():
-            target = args.output / "train-native" / f"opencv_{Path(name).stem}.png"
-            Image.open(OPENCV / name).convert("RGB").save(target)
-            counts["train-native"] += 1
+    for split, names in (("train-native", NATIVE_OPENCV_PHOTOS), ("train-manmade", MANMADE_OPENCV_PHOTOS)):
+        for name in names:
+            if (OPENCV / name).is_file():
+                Image.open(OPENCV / name).convert("RGB").save(args.output / split / f"opencv_{Path(name).stem}.png")
+                counts[split] += 1
     for name, path in CHECK_IMAGES.items():
         if path.is_file():
             Image.open(path).convert("RGB").save(args.output / "check" / f"{name}.png")
             counts["check"] += 1
-    print(f"{counts['train']} training ({counts['train-native']} more at native resolution), {counts['val']} held-out "
+    print(f"{counts['train']} training ({counts['train-native']} more at native resolution, {counts['train-manmade']} "
+          f"of man-made things), {counts['val']} held-out "
           f"and {counts['check']} check images in {args.output}")
 
 
