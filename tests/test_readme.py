@@ -1,4 +1,4 @@
-"""The README's Python examples use the package's public names: they run as written."""
+"""Every function the README's Python examples call is a public name of the package (`irconstyle.X`)."""
 
 import re
 from pathlib import Path
