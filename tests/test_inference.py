@@ -47,11 +47,14 @@ def test_self_ensemble_of_an_equivariant_model_is_the_model():
     assert torch.allclose(restore_tensor(model, x, self_ensemble=True), restore_tensor(model, x), atol=1e-6)
 
 
-def test_progress_reports_every_tile():
+def test_progress_announces_the_total_then_reports_every_tile():
     calls = []
     image = torch.rand(1, 3, 64, 64)
     restore_tensor(ShiftAndBlur(), image, tile=32, tile_overlap=8, progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1][0] == calls[-1][1] == len(calls) == 9
+    assert calls == [(done, 9) for done in range(10)]
+    calls.clear()
+    restore_tensor(ShiftAndBlur(), image, tile=None, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 1), (1, 1)]
 
 
 @pytest.mark.parametrize(

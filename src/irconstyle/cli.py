@@ -153,10 +153,12 @@ def _run_restore(args: argparse.Namespace) -> int:
             tqdm.write(f"irconstyle restore: {result.error}", file=sys.stderr)
 
     def tile_progress(source):
-        bar = tqdm(unit="tile", leave=False, disable=args.quiet or not args.tile, desc=source.name)
+        bar = None
 
         def update(done: int, total: int) -> None:
-            bar.total = total
+            nonlocal bar
+            if bar is None:  # opened at the first report, which gives the total
+                bar = tqdm(total=total, unit="tile", leave=False, disable=args.quiet or not args.tile, desc=source.name)
             bar.update(done - bar.n)
             if done == total:
                 bar.close()

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-Progress = Callable[[int, int], None]  # (tiles done, tiles total)
+Progress = Callable[[int, int], None]  # (tiles done, tiles total); called with 0 done before the first
 Tile = int | Literal["auto"] | None
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -188,6 +188,8 @@ def restore_tensor(
         tile_overlap = min(DEFAULT_TILE_OVERLAP, tile // 2)
     with precision_context(device, precision):
         if tile is None or (height <= tile and width <= tile):
+            if progress:
+                progress(0, 1)
             output = _run(model, image, self_ensemble)
             if progress:
                 progress(1, 1)
@@ -195,6 +197,8 @@ def restore_tensor(
         output = torch.zeros(image.shape, dtype=torch.float32, device=device)
         weights = torch.zeros((1, 1, height, width), dtype=torch.float32, device=device)
         positions = list(tiles(height, width, tile, tile_overlap))
+        if progress:
+            progress(0, len(positions))
         for done, (top, left, tile_h, tile_w) in enumerate(positions, start=1):
             patch = image[..., top : top + tile_h, left : left + tile_w]
             restored = _run(model, patch, self_ensemble)
