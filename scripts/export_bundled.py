@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import re
 import time
 from pathlib import Path
 
 import torch
 import yaml
+from safetensors import safe_open
 
 from irconstyle import load_model, save_checkpoint
 from irconstyle.evaluation import evaluate
 from irconstyle.inference import native_tile_of
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "irconstyle" / "weights"
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "src" / "irconstyle" / "weights"
 LEVELS = {
     "denoise": [("σ 15", {"sigma": 15.0, "quantize_bits": 8}), ("σ 25", {"sigma": 25.0, "quantize_bits": 8}),
                 ("σ 50", {"sigma": 50.0, "quantize_bits": 8})],
@@ -64,14 +67,44 @@ def training_folders(config: dict) -> list[str]:
 
 
 def training_stages(run: Path) -> list[dict]:
-    """The run and, through ``model.init_from``, the runs it started from, first stage first."""
+    """The run and, through ``model.init_from``, the runs it started from, first stage first.
+
+    A stage whose run folder is gone (a fresh machine, starting from the bundled weights) is read from the
+    training record in the ``init_from`` weights' metadata instead.
+    """
     stages = []
     while run is not None:
         config = yaml.safe_load((run / "config.yaml").read_text())
         stages.insert(0, {"run": run, "config": config, **training_summary(run)})
         init_from = config["model"].get("init_from")
-        parent = Path(init_from).parent if init_from else None
-        run = parent if parent is not None and (parent / "config.yaml").is_file() else None
+        run = None
+        if init_from and (Path(init_from).parent / "config.yaml").is_file():
+            run = Path(init_from).parent
+        elif init_from:
+            stages[:0] = recorded_stages(Path(init_from))
+    return stages
+
+
+def recorded_stages(weights: Path) -> list[dict]:
+    """The training stages that exported ``weights`` record; exports before the record held one stage's total."""
+    with safe_open(weights, "pt") as handle:
+        metadata = handle.metadata() or {}
+    if "stages" in metadata:
+        records = json.loads(metadata["stages"])
+    elif "config" in metadata and "iterations" in metadata:
+        records = [{"config": json.loads(metadata["config"]), "iterations": json.loads(metadata["iterations"]),
+                    "hours": None}]
+    else:
+        raise SystemExit(f"{weights}: its run folder is gone and its metadata has no training record")
+    stages = []
+    for record in records:
+        config_path = ROOT / config_file({"name": record["config"]})
+        config = yaml.safe_load(config_path.read_text())
+        if record["iterations"] > config["train"]["total_iters"]:
+            raise SystemExit(f"{weights}: {record['iterations']} iterations over several stages that its metadata "
+                             f"does not list; restore the run folder of {record['config']}")
+        stages.append({"run": None, "config": config, "iterations": record["iterations"], "hours": record["hours"],
+                       "last_validation": ""})
     return stages
 
 
@@ -116,8 +149,10 @@ def main() -> None:
     summary, config = stages[-1], stages[-1]["config"]
     iterations = sum(stage["iterations"] for stage in stages)
     target = WEIGHTS / f"{args.task}.safetensors"
+    record = [{"config": stage["config"]["name"], "iterations": stage["iterations"],
+               "hours": None if stage["hours"] is None else round(stage["hours"], 2)} for stage in stages]
     save_checkpoint(model, target, extra_metadata={"task": args.task, "iterations": iterations,
-                                                    "config": config["name"]})
+                                                    "config": config["name"], "stages": record})
 
     rows, count = score_table(model, args.task, args.val)
     check_rows, check_count = score_table(model, args.task, args.check)
@@ -132,7 +167,10 @@ def main() -> None:
     commands = "\n  then ".join(f"`irconstyle train {config_file(stage['config'])}`" for stage in stages)
     chained = "\n  (each stage starts from the weights of the one before: `model.init_from`)" if len(stages) > 1 else ""
     planned = " + ".join(f"{stage['iterations']:,} of {stage['config']['train']['total_iters']:,}" for stage in stages)
-    hours = sum(stage["hours"] for stage in stages)
+    timed = [stage["hours"] for stage in stages if stage["hours"] is not None]
+    wall_time = f"{sum(timed):.1f} h on 2 CPU cores (shared with other work)"
+    if len(timed) < len(stages):
+        wall_time += f", {len(stages) - len(timed)} earlier stage(s) not timed: their logs were not at hand"
     folders = ", ".join(f"`{folder}`" for folder in dict.fromkeys(
         folder for stage in stages for folder in training_folders(stage["config"])))
     option = (" --which final" if args.which == "final" else "") + (
@@ -158,7 +196,7 @@ def main() -> None:
 - Trained on the offline photos collected by `scripts/prepare_photos.py`
   ({folders}), degraded on the fly,
   with {commands}{chained}.
-- Iterations: {planned} planned; training wall time {hours:.1f} h on 2 CPU cores (shared with other work).
+- Iterations: {planned} planned; training wall time {wall_time}.
 - Last validation in the log (restored as {validated}):
   {summary['last_validation']}.
 - Weights: the EMA weights, {weights_from}.{tiling}
