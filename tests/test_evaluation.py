@@ -59,6 +59,8 @@ def test_exactly_one_input_source_is_required(folders):
 def test_parse_degradation():
     assert parse_degradation("denoise:25") == ("denoise", {"sigma": 25.0})
     assert parse_degradation("derain:high") == ("derain", "high")
+    assert parse_degradation("derain:high", quantize_bits=8) == ("derain", {"level": "high", "quantize_bits": 8})
+    assert parse_degradation("denoise:25", quantize_bits=8) == ("denoise", {"sigma": 25.0, "quantize_bits": 8})
     with pytest.raises(ValueError, match="TASK:LEVEL"):
         parse_degradation("denoise")
     with pytest.raises(ValueError, match="only for denoise"):
@@ -90,3 +92,23 @@ def test_scores_round_restored_images_to_uint8(folders):
     b = evaluate(Identity(), gt_dir=folders / "gt", lq_dir=folders / "lq")
     assert [s.psnr_rgb for s in a.scores] == [s.psnr_rgb for s in b.scores]
     assert psnr(np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 1, np.uint8)) == pytest.approx(48.13, abs=0.01)
+
+
+def test_cli_eval_input_bits_stores_degraded_inputs_as_saved_images_are(folders, tmp_path, capsys):
+    from irconstyle import build_model, save_checkpoint
+
+    model_path = tmp_path / "m.safetensors"
+    model = build_model("constyle_nafnet", width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1,
+                        decoder_blocks=[1, 1, 1])
+    save_checkpoint(model, model_path)
+    arguments = ["eval", "--model", str(model_path), "--gt", str(folders / "gt"), "--degrade", "denoise:15", "-q"]
+    assert main([*arguments, "--input-bits", "8", "--csv", str(tmp_path / "8.csv")]) == 0
+    assert "'quantize_bits': 8" in capsys.readouterr().out
+    assert main([*arguments, "--csv", str(tmp_path / "float.csv")]) == 0
+    quantized = evaluate(model, gt_dir=folders / "gt", degradation=("denoise", {"sigma": 15.0, "quantize_bits": 8}))
+    mean_row = (tmp_path / "8.csv").read_text().splitlines()[-1]
+    assert float(mean_row.split(",")[1]) == pytest.approx(quantized.mean()["psnr_rgb"], abs=1e-9)
+    assert mean_row != (tmp_path / "float.csv").read_text().splitlines()[-1]
+    assert main(["eval", "--model", str(model_path), "--gt", str(folders / "gt"), "--lq", str(folders / "lq"),
+                 "--input-bits", "8"]) == 2
+    assert "--input-bits applies to --degrade inputs only" in capsys.readouterr().err

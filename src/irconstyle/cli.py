@@ -296,6 +296,9 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
                           help="degrade --gt on the fly, e.g. denoise:25 (σ), derain:high")
     evaluate.add_argument("--protocol", help="a benchmark protocol, e.g. cbsd68-sigma25, rain100h, sots-outdoor")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of --degrade (image i uses seed + i)")
+    evaluate.add_argument("--input-bits", type=int, choices=[8, 16],
+                          help="store the --degrade inputs at this bit depth, as saved images are (the bundled "
+                               "models' cards use 8); default: float")
     evaluate.add_argument("--tile", type=_tile_size, default="auto",
                           help="restore in tiles of N×N pixels; 'auto' (default) as restore does; 0 whole images")
     evaluate.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations")
@@ -322,7 +325,9 @@ def _run_eval(args: argparse.Namespace) -> int:
                   f"{score.ssim_y:7.4f} {score.input_psnr_rgb:7.2f}")
 
     try:
-        degradation = parse_degradation(args.degrade) if args.degrade else None
+        if args.input_bits and not args.degrade:
+            raise ValueError("--input-bits applies to --degrade inputs only")
+        degradation = parse_degradation(args.degrade, quantize_bits=args.input_bits) if args.degrade else None
         protocol = get_protocol(args.protocol) if args.protocol else None
         model = resolve_model(args.model, device=args.device)
         if not args.quiet:

@@ -60,18 +60,22 @@ def _score(name: str, restored: np.ndarray, degraded: np.ndarray, reference: np.
     )
 
 
-def parse_degradation(text: str) -> tuple[str, str | dict]:
-    """``"TASK:LEVEL"`` -> (task, level): a named level (``derain:high``) or, for denoising, σ (``denoise:25``)."""
+def parse_degradation(text: str, *, quantize_bits: int | None = None) -> tuple[str, str | dict]:
+    """``"TASK:LEVEL"`` -> (task, level): a named level (``derain:high``) or, for denoising, σ (``denoise:25``).
+
+    ``quantize_bits``: the degraded inputs are stored at that bit depth, as saved images are (the model cards
+    use 8); by default they stay float.
+    """
     task, separator, level = text.partition(":")
     if not separator or not level:
         raise ValueError(f"degradation {text!r} is not TASK:LEVEL, e.g. denoise:25 or derain:high")
     try:
         sigma = float(level)
     except ValueError:
-        return task, level
+        return (task, level) if quantize_bits is None else (task, {"level": level, "quantize_bits": quantize_bits})
     if task != "denoise":
         raise ValueError(f"a numeric level is a noise σ, only for denoise; use low/medium/high for {task}")
-    return task, {"sigma": sigma}
+    return task, {"sigma": sigma} if quantize_bits is None else {"sigma": sigma, "quantize_bits": quantize_bits}
 
 
 def _uint8(image: np.ndarray) -> np.ndarray:
