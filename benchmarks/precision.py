@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""bf16: what it costs in PSNR on the bundled denoiser, and how fast this CPU's kernels run it.
+"""bf16: what it costs in PSNR on the bundled models, and how fast this CPU's kernels run it.
 
-PSNR: every installed bundled model (``src/irconstyle/weights/<task>.safetensors``) and the bundled denoiser
-being trained (``runs/bundled-denoise/model_best.safetensors``) on the held-out photos (``data/photos/val``),
+PSNR: every installed bundled model (``src/irconstyle/weights/<task>.safetensors``), or those given with
+``--models``, on the held-out photos (``data/photos/val``),
 degraded for their task (σ 25 noise, medium rain/haze/blur) and stored as 8-bit images, scored with
 :func:`irconstyle.evaluation.evaluate` in fp32 and under bf16 autocast.
 
@@ -27,17 +27,15 @@ import torch.nn.functional as F
 from harness import gemm_gflops, section_main, use_threads
 from irconstyle import load_model
 from irconstyle.evaluation import evaluate
-from irconstyle.inference import cpu_bf16_is_fast
+from irconstyle.inference import cpu_has_amx
 from irconstyle.restoration import TASKS, bundled_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_BEST = ROOT / "runs" / "bundled-denoise" / "model_best.safetensors"
 
 
 def default_models() -> list[str]:
-    """``PATH:TASK`` of the bundled models installed and of the bundled denoiser in training."""
-    found = [f"{bundled_model_path(task)}:{task}" for task in TASKS if bundled_model_path(task).is_file()]
-    return found + ([f"{TRAINING_BEST}:denoise"] if TRAINING_BEST.is_file() else [])
+    """``PATH:TASK`` of the bundled models installed."""
+    return [f"{bundled_model_path(task)}:{task}" for task in TASKS if bundled_model_path(task).is_file()]
 
 
 def degradation_for(task: str) -> tuple[str, dict]:
@@ -134,7 +132,7 @@ def run(args: argparse.Namespace) -> str:
                 f"{cost['bf16'] - cost['fp32']:+.3f} dB | {cost['worst']:+.3f} dB | {cost['input']:.2f} dB |"
             )
     fp32_gemm, bf16_gemm = gemm_gflops(torch.float32), gemm_gflops(torch.bfloat16)
-    amx = "has" if cpu_bf16_is_fast() else "has no"
+    amx = "has" if cpu_has_amx() else "has no"
     lines += [
         "",
         f"Kernel rates at 1 thread (this CPU {amx} AMX): a 4096×1024 by 1024×1024 matrix product runs at "

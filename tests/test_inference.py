@@ -134,6 +134,27 @@ def test_bf16_casts_the_weights_once_per_restore_not_once_per_tile(monkeypatch):
     torch.testing.assert_close(restored, restore_tensor(model, image, tile=32, tile_overlap=8), atol=2e-2, rtol=0)
 
 
+@pytest.mark.parametrize(("speedup", "fast"), [(2.0, True), (0.5, False)])
+def test_without_amx_bf16_speed_is_measured_not_assumed(monkeypatch, speedup, fast):
+    monkeypatch.setattr(inference, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(inference, "_bf16_matmul_speedup", lambda: speedup)
+    inference.cpu_bf16_is_fast.cache_clear()
+    assert inference.cpu_bf16_is_fast() is fast
+    inference.cpu_bf16_is_fast.cache_clear()
+
+
+def test_amx_means_fast_bf16_without_measuring(monkeypatch):
+    monkeypatch.setattr(inference, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(inference, "_bf16_matmul_speedup", lambda: pytest.fail("measured although AMX is there"))
+    inference.cpu_bf16_is_fast.cache_clear()
+    assert inference.cpu_bf16_is_fast()
+    inference.cpu_bf16_is_fast.cache_clear()
+
+
+def test_the_bf16_speed_probe_returns_a_ratio():
+    assert 0.01 < inference._bf16_matmul_speedup(size=64, repeat=1) < 100
+
+
 def test_bf16_on_a_cpu_without_amx_warns_that_it_is_slower(monkeypatch):
     monkeypatch.setattr(inference, "cpu_bf16_is_fast", lambda: False)
     inference._warn_slow_cpu_bf16.cache_clear()

@@ -107,7 +107,7 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--tile-overlap", type=int, help="overlap between tiles in pixels (32, at most half the tile)")
     restore.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× slower)")
     restore.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                         help="bf16 on GPU or AMX CPUs (slower than fp32 on other CPUs), fp16 on GPU; default fp32")
+                         help="bf16 on GPU or CPUs with fast bf16 (warns where slower), fp16 on GPU; default fp32")
     restore.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     restore.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     restore.add_argument("--compare", action="store_true", help="also write NAME_compare.png (input | restored)")

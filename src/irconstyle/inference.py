@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Literal
@@ -44,22 +45,45 @@ def check_precision(device: torch.device, precision: str) -> None:
 @functools.cache
 def _warn_slow_cpu_bf16() -> None:
     warnings.warn(
-        "bf16 on this CPU is slower than fp32: without AMX, its bf16 dot-product instructions do half the work "
-        "per cycle of fp32 FMAs (see benchmarks/README.md); use fp32 here",
+        "bf16 on this CPU is slower than fp32: a bf16 matrix product measured slower than an fp32 one (no AMX, and "
+        "bf16 dot products at half the fp32 rate; see benchmarks/README.md); use fp32 here",
         stacklevel=3,
     )
 
 
-def cpu_bf16_is_fast() -> bool:
-    """Whether this CPU has AMX tiles, the only CPU units on which bf16 matrix products beat fp32."""
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later)."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(probe and probe())
+
+
+@functools.cache
+def cpu_bf16_is_fast() -> bool:
+    """Whether bf16 matrix products beat fp32 on this CPU: always with AMX; otherwise measured once.
+
+    CPU flags do not tell: the same AVX-512 BF16 instructions run at half the fp32 rate on Intel Xeons without AMX
+    and at twice it on AMD Zen 4 and later (benchmarks/README.md).
+    """
+    return cpu_has_amx() or _bf16_matmul_speedup() > 1.0
+
+
+def _bf16_matmul_speedup(size: int = 512, repeat: int = 3) -> float:
+    """fp32 time over bf16 time of a ``size``³ matrix product on this thread pool, best of ``repeat`` each."""
+    best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
+    operands = {dtype: (torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)) for dtype in best}
+    with torch.inference_mode():
+        for _ in range(repeat):
+            for dtype, (a, b) in operands.items():
+                start = time.perf_counter()
+                torch.mm(a, b)
+                best[dtype] = min(best[dtype], time.perf_counter() - start)
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """Autocast for ``precision`` ("fp32": none; "bf16": CPU or GPU; "fp16": GPU only).
 
-    bf16 on a CPU without AMX warns once: it runs, but slower than fp32.
+    bf16 on a CPU where it is slower than fp32 (see :func:`cpu_bf16_is_fast`) warns once, and runs.
     """
     check_precision(device, precision)
     if precision == "fp32":
