@@ -151,8 +151,10 @@ def test_amx_means_fast_bf16_without_measuring(monkeypatch):
     inference.cpu_bf16_is_fast.cache_clear()
 
 
-def test_the_bf16_speed_probe_returns_a_ratio():
+def test_the_bf16_speed_probe_returns_a_ratio_and_leaves_the_random_stream_alone():
+    state = torch.get_rng_state()
     assert 0.01 < inference._bf16_matmul_speedup(size=64, repeat=1) < 100
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_bf16_on_a_cpu_without_amx_warns_that_it_is_slower(monkeypatch):
