@@ -157,7 +157,7 @@ def test_the_bf16_speed_probe_returns_a_ratio_and_leaves_the_random_stream_alone
     assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_bf16_on_a_cpu_without_amx_warns_that_it_is_slower(monkeypatch):
+def test_bf16_on_a_cpu_where_it_is_slow_warns_that_it_is_slower(monkeypatch):
     monkeypatch.setattr(inference, "cpu_bf16_is_fast", lambda: False)
     inference._warn_slow_cpu_bf16.cache_clear()
     with pytest.warns(UserWarning, match="slower than fp32"):

@@ -45,8 +45,8 @@ def check_precision(device: torch.device, precision: str) -> None:
 @functools.cache
 def _warn_slow_cpu_bf16() -> None:
     warnings.warn(
-        "bf16 on this CPU is slower than fp32: a bf16 matrix product measured slower than an fp32 one (no AMX, and "
-        "bf16 dot products at half the fp32 rate; see benchmarks/README.md); use fp32 here",
+        "bf16 on this CPU is slower than fp32 (a bf16 matrix product measured slower than an fp32 one; see "
+        "benchmarks/README.md); use fp32 here",
         stacklevel=3,
     )
 
@@ -71,8 +71,8 @@ def _bf16_matmul_speedup(size: int = 512, repeat: int = 3) -> float:
     """fp32 time over bf16 time of a ``size``³ matrix product on this thread pool, best of ``repeat`` each."""
     best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
     generator = torch.Generator().manual_seed(0)  # leaves the global random stream alone
-    a, b = torch.randn(2, size, size, generator=generator)
-    operands = {dtype: (a.to(dtype), b.to(dtype)) for dtype in best}
+    left, right = torch.randn(2, size, size, generator=generator)
+    operands = {dtype: (left.to(dtype), right.to(dtype)) for dtype in best}
     with torch.inference_mode():
         for _ in range(repeat):
             for dtype, (a, b) in operands.items():
