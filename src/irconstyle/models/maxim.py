@@ -14,6 +14,7 @@ product per image, shared by the grid and block branches (:class:`Partition`, :f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
 from irconstyle.models.unet import check_body_inputs, feature_adapter, pixel_shuffle_up, pixel_unshuffle_down
 
 Size = tuple[int, int]
+Gelu = Literal["none", "tanh"]  # torch's ``approximate`` argument of GELU
 LEVELS = 3  # U-Net levels above the bottleneck (the published MAXIM-1S depth)
 
 
@@ -158,9 +160,12 @@ class GatedMlp(nn.Module):
     projection brings it back to ``channels``. The position mixing always has a bias, as published.
     """
 
-    def __init__(self, channels: int, partition: Partition, *, factor: int = 2, bias: bool = True) -> None:
+    def __init__(
+        self, channels: int, partition: Partition, *, factor: int = 2, bias: bool = True, gelu: Gelu = "none"
+    ) -> None:
         super().__init__()
         hidden = channels * factor
+        self.gelu = gelu
         self.partition = partition
         self.norm = _layer_norm(channels)
         self.expand = nn.Linear(channels, hidden, bias=bias)
@@ -171,8 +176,8 @@ class GatedMlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = self.expand.out_features // 2
         normed = self.norm(x)
-        u = F.gelu(F.linear(normed, *_linear_rows(self.expand, slice(None, half))))
-        v = F.gelu(F.linear(normed, *_linear_rows(self.expand, slice(half, None))))
+        u = F.gelu(F.linear(normed, *_linear_rows(self.expand, slice(None, half))), approximate=self.gelu)
+        v = F.gelu(F.linear(normed, *_linear_rows(self.expand, slice(half, None))), approximate=self.gelu)
         gate = mix_positions(self.partition.to_tokens(self.gate_norm(v)), self.token_mix, offset=1.0)
         gated = self.partition.split(u) * self.partition.from_tokens(gate, x.shape[1], x.shape[2])
         return _project([(gated.reshape(u.shape), self.project.weight)], self.project.bias, residual=x)
@@ -197,13 +202,15 @@ class MultiAxisGatedMlp(nn.Module):
         grid_factor: int = 2,
         bias: bool = True,
         dropout: float = 0.0,
+        gelu: Gelu = "none",
     ) -> None:
         super().__init__()
         hidden = channels * input_factor
+        self.gelu = gelu
         self.norm = _layer_norm(channels)
         self.expand = nn.Linear(channels, hidden, bias=bias)
-        self.grid = GatedMlp(hidden // 2, Partition("grid", grid_size), factor=grid_factor, bias=bias)
-        self.block = GatedMlp(hidden // 2, Partition("block", block_size), factor=block_factor, bias=bias)
+        self.grid = GatedMlp(hidden // 2, Partition("grid", grid_size), factor=grid_factor, bias=bias, gelu=gelu)
+        self.block = GatedMlp(hidden // 2, Partition("block", block_size), factor=block_factor, bias=bias, gelu=gelu)
         self.project = nn.Linear(hidden, channels, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
@@ -211,8 +218,8 @@ class MultiAxisGatedMlp(nn.Module):
         half = self.expand.out_features // 2
         first, second = slice(None, half), slice(half, None)
         normed = self.norm(x)
-        grid = self.grid(F.gelu(F.linear(normed, *_linear_rows(self.expand, first))))
-        block = self.block(F.gelu(F.linear(normed, *_linear_rows(self.expand, second))))
+        grid = self.grid(F.gelu(F.linear(normed, *_linear_rows(self.expand, first)), approximate=self.gelu))
+        block = self.block(F.gelu(F.linear(normed, *_linear_rows(self.expand, second)), approximate=self.gelu))
         weight = self.project.weight
         parts = [(grid, weight[:, first]), (block, weight[:, second])]
         return _project(parts, self.project.bias, residual=x, dropout=self.dropout)
@@ -223,9 +230,17 @@ class CrossGatingWeights(nn.Module):
     across a grid and half inside blocks (plain linear mixing, no gating), projected back to ``channels``."""
 
     def __init__(
-        self, channels: int, *, block_size: Size, grid_size: Size, bias: bool = True, dropout: float = 0.0
+        self,
+        channels: int,
+        *,
+        block_size: Size,
+        grid_size: Size,
+        bias: bool = True,
+        dropout: float = 0.0,
+        gelu: Gelu = "none",
     ) -> None:
         super().__init__()
+        self.gelu = gelu
         self.grid_partition = Partition("grid", grid_size)
         self.block_partition = Partition("block", block_size)
         self.norm = _layer_norm(channels)
@@ -242,7 +257,7 @@ class CrossGatingWeights(nn.Module):
         parts = []
         branches = ((self.grid_partition, self.grid_mix, first), (self.block_partition, self.block_mix, second))
         for partition, mix, rows in branches:
-            branch = F.gelu(F.linear(normed, *_linear_rows(self.expand, rows)))
+            branch = F.gelu(F.linear(normed, *_linear_rows(self.expand, rows)), approximate=self.gelu)
             mixed = partition.from_tokens(mix_positions(partition.to_tokens(branch), mix), x.shape[1], x.shape[2])
             parts.append((mixed.reshape(branch.shape), self.project.weight[:, rows]))
         return _project(parts, self.project.bias, dropout=self.dropout)
@@ -267,9 +282,11 @@ class CrossGatingBlock(nn.Module):
         grid_size: Size,
         bias: bool = True,
         dropout: float = 0.0,
+        gelu: Gelu = "none",
     ) -> None:
         super().__init__()
-        gating = {"block_size": block_size, "grid_size": grid_size, "bias": bias, "dropout": dropout}
+        self.gelu = gelu
+        gating = {"block_size": block_size, "grid_size": grid_size, "bias": bias, "dropout": dropout, "gelu": gelu}
         self.upsample_y = (
             None if y_channels is None else nn.ConvTranspose2d(y_channels, channels, 2, stride=2, bias=bias)
         )
@@ -291,8 +308,8 @@ class CrossGatingBlock(nn.Module):
             y = self.upsample_y(y)
         shortcut_x = _pointwise(self.proj_x, *x_parts)
         shortcut_y = _pointwise(self.proj_y, y)
-        x = F.gelu(self.in_x(self.norm_x(shortcut_x)))
-        y = F.gelu(self.in_y(self.norm_y(shortcut_y)))
+        x = F.gelu(self.in_x(self.norm_x(shortcut_x)), approximate=self.gelu)
+        y = F.gelu(self.in_y(self.norm_y(shortcut_y)), approximate=self.gelu)
         gate_from_x, gate_from_y = self.gate_x(x), self.gate_y(y)
         y = _project([(y * gate_from_x, self.out_y.weight)], self.out_y.bias, shortcut_y, self.dropout)
         x = _project([(x * gate_from_y, self.out_x.weight)], self.out_x.bias, shortcut_x + y, self.dropout)
@@ -336,16 +353,20 @@ class ResidualChannelAttention(nn.Module):
 class ResidualDenseChannelAttention(nn.Module):
     """RDCAB on a B×H×W×C map: LayerNorm, channel MLP (linear, GELU, linear), channel attention, residual."""
 
-    def __init__(self, channels: int, *, bias: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self, channels: int, *, reduction: int = 4, bias: bool = True, dropout: float = 0.0, gelu: Gelu = "none"
+    ) -> None:
         super().__init__()
+        self.gelu = gelu
         self.norm = _layer_norm(channels)
         self.fc1 = nn.Linear(channels, channels, bias=bias)
         self.fc2 = nn.Linear(channels, channels, bias=bias)
         self.dropout = nn.Dropout(dropout)
-        self.attention = ChannelAttention(channels, bias=bias)
+        self.attention = ChannelAttention(channels, reduction=reduction, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.fc2(self.dropout(F.gelu(self.fc1(self.norm(x))))), residual=x)
+        hidden = F.gelu(self.fc1(self.norm(x)), approximate=self.gelu)
+        return self.attention(self.fc2(self.dropout(hidden)), residual=x)
 
 
 @dataclass(frozen=True)
@@ -360,6 +381,7 @@ class MixingOptions:
     grid_factor: int = 2
     reduction: int = 4
     dropout: float = 0.0
+    gelu: Gelu = "none"  # "tanh": GELU's tanh approximation, Flax's default, which Google's MAXIM weights use
 
     def mab(self, channels: int, block_size: Size, grid_size: Size, dropout: float) -> MultiAxisGatedMlp:
         return MultiAxisGatedMlp(
@@ -371,6 +393,7 @@ class MixingOptions:
             grid_factor=self.grid_factor,
             bias=self.bias,
             dropout=dropout,
+            gelu=self.gelu,
         )
 
 
@@ -379,9 +402,11 @@ class LevelBlock(nn.Module):
 
     1×1 input projection, then [MAB → RCAB] × 2 on the B×H×W×C view, plus a long residual.
 
-    The published blocks also hold a cross-gating block (and, in the Origin decoders, a strided conv) that
-    only multi-stage MAXIM calls: they sit in every published checkpoint and parameter count, so they are
-    kept here as ``unused_cross_gating`` / ``unused_downsample`` and never run.
+    ``cross_gating`` says what happens to the block's cross-gating block, which only multi-stage MAXIM runs:
+    ``"unused"`` (the IRConStyle checkpoints: it sits in every published checkpoint and parameter count, so it
+    is kept as ``unused_cross_gating`` and never run; likewise ``unused_downsample``, the strided conv of the
+    Origin decoders), ``"absent"``, or ``"run"``: the block's output is cross-gated by the ``gate`` map
+    passed to :meth:`forward` (the previous stage's encoder + decoder maps of this level).
     """
 
     def __init__(
@@ -393,6 +418,7 @@ class LevelBlock(nn.Module):
         grid_size: Size,
         options: MixingOptions,
         unused_downsample: bool = False,
+        cross_gating: Literal["unused", "absent", "run"] = "unused",
     ) -> None:
         super().__init__()
         self.run_multi_axis = options.multi_axis_mlp
@@ -406,27 +432,42 @@ class LevelBlock(nn.Module):
             )
             for _ in range(2)
         )
-        self.unused_cross_gating = CrossGatingBlock(
-            channels,
-            channels,
-            y_channels=None,
-            block_size=block_size,
-            grid_size=grid_size,
-            bias=options.bias,
-            dropout=options.dropout,
-        )
+        if cross_gating not in ("unused", "absent", "run"):
+            raise ValueError(f"cross_gating must be 'unused', 'absent' or 'run', got {cross_gating!r}")
+        if cross_gating != "absent":
+            gating = CrossGatingBlock(
+                channels,
+                channels,
+                y_channels=None,
+                block_size=block_size,
+                grid_size=grid_size,
+                bias=options.bias,
+                dropout=options.dropout,
+                gelu=options.gelu,
+            )
+            if cross_gating == "run":
+                self.cross_gating = gating
+            else:
+                self.unused_cross_gating = gating
         if unused_downsample:
             self.unused_downsample = nn.Conv2d(channels, channels, 4, stride=2, padding=1)
 
-    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
-        """``parts``: B×C×H×W maps whose channel concatenation is the block's input."""
+    def forward(self, *parts: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """``parts``: B×C×H×W maps whose channel concatenation is the block's input; ``gate``: the map that
+        cross-gates the output (required exactly when the block was built with ``cross_gating="run"``)."""
+        gating = getattr(self, "cross_gating", None)
+        if (gate is None) != (gating is None):
+            raise ValueError("a gate map must be given exactly to a level block built with cross_gating='run'")
         shortcut = _pointwise(self.input_proj, *parts)
         y = shortcut
         for mab, rcab in zip(self.multi_axis, self.channel_attention, strict=True):
             if self.run_multi_axis:
                 y = mab(y)
             y = rcab(y)
-        return _nchw(y.add_(shortcut))
+        out = _nchw(y.add_(shortcut))
+        if gating is not None:
+            out = gating([out], gate)[0]
+        return out
 
 
 class BottleneckBlock(nn.Module):
@@ -438,7 +479,8 @@ class BottleneckBlock(nn.Module):
         self.input_proj = nn.Conv2d(channels, channels, 1)
         self.multi_axis = nn.ModuleList(options.mab(channels, block_size, grid_size, 0.0) for _ in range(2))
         self.channel_attention = nn.ModuleList(
-            ResidualDenseChannelAttention(channels, bias=options.bias, dropout=options.dropout) for _ in range(2)
+            ResidualDenseChannelAttention(channels, bias=options.bias, dropout=options.dropout, gelu=options.gelu)
+            for _ in range(2)
         )
 
     def forward(self, *parts: torch.Tensor) -> torch.Tensor:
@@ -906,3 +948,292 @@ class Maxim(_MaximUNet):
         self._check_image(image)
         padded, (height, width) = pad_to_multiple(image, self.size_multiple)
         return self._restore(padded, None, None)[..., :height, :width]
+
+
+def _reflect_indices(size: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    """Indices of a reflect padding (edge not repeated) of a ``size``-long axis, for any pad length
+    (reflecting again off the far edge where a pad is longer than the axis, as ``numpy.pad`` does)."""
+    positions = torch.arange(-before, size + after, device=device)
+    if size == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (size - 1)
+    folded = positions.remainder(period)
+    return torch.where(folded < size, folded, period - folded)
+
+
+def pad_as_google_eval(image: torch.Tensor, multiple: int = 64) -> tuple[torch.Tensor, tuple[slice, slice]]:
+    """Pad a B×C×H×W image the way Google's MAXIM evaluation does; return it and the crop that undoes it.
+
+    First an odd side gets one reflected row/column at the bottom/right; then both sides are reflect-padded
+    symmetrically (half the padding on each side) to a multiple of ``multiple``. The crop takes the
+    original H×W back out of the centre, as that evaluation does.
+    """
+    height, width = image.shape[-2:]
+    even_h, even_w = height + height % 2, width + width % 2
+    pad_h, pad_w = (-even_h) % multiple, (-even_w) % multiple
+    rows = _reflect_indices(height, pad_h // 2, pad_h // 2 + even_h - height, image.device)
+    cols = _reflect_indices(width, pad_w // 2, pad_w // 2 + even_w - width, image.device)
+    if len(rows) != height or len(cols) != width:
+        image = image.index_select(-2, rows).index_select(-1, cols)
+    top = (even_h + pad_h) // 2 - even_h // 2
+    left = (even_w + pad_w) // 2 - even_w // 2
+    return image, (slice(top, top + height), slice(left, left + width))
+
+
+class SupervisedAttention(nn.Module):
+    """Supervised attention module (SAM, from MPRNet) between MAXIM stages.
+
+    From a decoder map it predicts the stage's restored image (a residual on the stage input) and returns the
+    map reweighted by an attention drawn from that image: ``(x + conv(x) ⊙ σ(conv(image)), image)``.
+    """
+
+    def __init__(self, channels: int, *, bias: bool = True) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.to_image = nn.Conv2d(channels, 3, 3, padding=1, bias=bias)
+        self.attention = nn.Conv2d(3, channels, 3, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor, stage_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.to_image(x) + stage_input
+        attended = torch.addcmul(x, self.features(x), torch.sigmoid(self.attention(image)))
+        return attended, image
+
+
+@dataclass
+class StageMaps:
+    """What a MAXIM stage hands to the next, per level (0 = full resolution): SAM maps, encoder outputs
+    (after their cross gating) and decoder outputs."""
+
+    attended: list[torch.Tensor]
+    encoded: list[torch.Tensor]
+    decoded: list[torch.Tensor]
+
+
+class MaximStage(nn.Module):
+    """One stage of Google's multi-stage MAXIM: a three-level MAXIM U-Net on the image pyramid.
+
+    Like the single-stage :class:`Maxim` (widths f, 2f, 4f, strided-conv down, transposed-conv up, two
+    bottleneck blocks, coarse-to-fine cross gating of the encoder outputs), plus what chains the stages: a
+    later stage fuses its input features with the previous stage's SAM maps (cross-gating blocks,
+    ``input_fusions``) and cross-gates each encoder level with the previous stage's encoder + decoder maps. A
+    stage before the last ends in a SAM at every level; the last ends in 3×3 output convs at its
+    ``output_levels`` finest levels.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: int,
+        partitioning: Partitioning,
+        options: MixingOptions,
+        bottleneck_blocks: int,
+        first: bool,
+        last: bool,
+        output_levels: int,
+    ) -> None:
+        super().__init__()
+        bias = options.bias
+        widths = (features, 2 * features, 4 * features)
+        gated_y = (widths[1], widths[2], widths[2])
+        gating = {"bias": bias, "dropout": options.dropout, "gelu": options.gelu}
+
+        self.input_convs = nn.ModuleList(nn.Conv2d(3, width, 3, padding=1, bias=bias) for width in widths)
+        self.input_fusions = None
+        if not first:
+            self.input_fusions = nn.ModuleList(
+                CrossGatingBlock(width, width, y_channels=None, **partitioning.level(level), **gating)
+                for level, width in enumerate(widths)
+            )
+        self.encoders = nn.ModuleList(
+            LevelBlock(
+                in_factor * features,
+                width,
+                **partitioning.level(level),
+                options=options,
+                cross_gating="absent" if first else "run",
+            )
+            for level, (in_factor, width) in enumerate(zip((2, 3, 6), widths, strict=True))
+        )
+        self.downsamples = nn.ModuleList(nn.Conv2d(width, width, 4, stride=2, padding=1, bias=bias) for width in widths)
+        self.bottleneck = nn.Sequential(
+            *(
+                BottleneckBlock(widths[2], **partitioning.bottleneck, options=options)
+                for _ in range(bottleneck_blocks)
+            )
+        )
+        self.gating_inputs = nn.ModuleList(
+            nn.ModuleList(
+                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
+                for source in range(LEVELS)
+            )
+            for level in range(LEVELS)
+        )
+        self.cross_gating = nn.ModuleList(
+            CrossGatingBlock(
+                3 * widths[level], widths[level], y_channels=gated_y[level], **partitioning.level(level), **gating
+            )
+            for level in range(LEVELS)
+        )
+        self.decoder_inputs = nn.ModuleList(
+            nn.ModuleList(
+                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
+                for source in range(LEVELS)
+            )
+            for level in range(LEVELS)
+        )
+        self.upsamples = nn.ModuleList(
+            nn.ConvTranspose2d(gated_y[level], widths[level], 2, stride=2, bias=bias) for level in range(LEVELS)
+        )
+        self.decoders = nn.ModuleList(
+            LevelBlock(4 * width, width, **partitioning.level(level), options=options, cross_gating="absent")
+            for level, width in enumerate(widths)
+        )
+        self.last = last
+        if last:
+            self.outputs = nn.ModuleList(
+                nn.Conv2d(widths[level], 3, 3, padding=1, bias=bias) for level in range(output_levels)
+            )
+        else:
+            self.attention = nn.ModuleList(SupervisedAttention(width, bias=bias) for width in widths)
+
+    def forward(
+        self, pyramid: Sequence[torch.Tensor], previous: StageMaps | None
+    ) -> tuple[list[torch.Tensor], StageMaps | None]:
+        """``pyramid[l]``: the input image at level l. Returns the stage's images (finest first) and, for a
+        stage before the last, the maps the next stage takes."""
+        scales = [conv(image) for conv, image in zip(self.input_convs, pyramid, strict=True)]
+        if self.input_fusions is not None:
+            if previous is None:
+                raise ValueError("a MAXIM stage after the first needs the previous stage's maps")
+            fusions = zip(self.input_fusions, scales, previous.attended, strict=True)
+            scales = [fuse([x], sam)[0] for fuse, x, sam in fusions]
+
+        encoded = []
+        parts = [scales[0], scales[0]]
+        for level, encoder in enumerate(self.encoders):
+            gate = None if previous is None else previous.encoded[level] + previous.decoded[level]
+            encoded.append(encoder(*parts, gate=gate))
+            parts = [self.downsamples[level](encoded[-1])]
+            if level + 1 < LEVELS:
+                parts.append(scales[level + 1])
+        for block in self.bottleneck:
+            parts = [block(*parts)]
+        x = parts[0]
+
+        gated: dict[int, torch.Tensor] = {}
+        signal = x
+        for level in reversed(range(LEVELS)):
+            inputs = [resample(encoded[source]) for source, resample in enumerate(self.gating_inputs[level])]
+            gated[level], signal = self.cross_gating[level](inputs, signal)
+
+        decoded: dict[int, torch.Tensor] = {}
+        for level in reversed(range(LEVELS)):
+            resamplers = self.decoder_inputs[level]
+            skips = [resamplers[source](gated[source]) for source in reversed(range(LEVELS))]
+            x = decoded[level] = self.decoders[level](self.upsamples[level](x), *skips)
+
+        if self.last:
+            images = [conv(decoded[level]) + pyramid[level] for level, conv in enumerate(self.outputs)]
+            return images, None
+        attended, images = [], []
+        for level, sam in enumerate(self.attention):
+            features, image = sam(decoded[level], pyramid[level])
+            attended.append(features)
+            images.append(image)
+        return images, StageMaps(attended, encoded, [decoded[level] for level in range(LEVELS)])
+
+
+class MaximMultiStage(nn.Module):
+    """Google's multi-stage MAXIM (MAXIM-2S, MAXIM-3S): ``model(image) -> restored image``.
+
+    ``stages`` U-Nets (:class:`MaximStage`) run one after the other on the image and its nearest-neighbour
+    pyramid; each later stage starts from the previous one's SAM maps and is cross-gated by its encoder and
+    decoder maps. The restored image is the last stage's full-resolution output. GELU is Flax's tanh
+    approximation, as the published weights were trained with.
+
+    ``output_levels`` is how many pyramid levels the last stage predicts (Google trains with all three; the
+    published inference graphs keep only the full-resolution one); :meth:`forward_all` returns every
+    stage's images. Inputs of any size are padded as Google's evaluation pads (:func:`pad_as_google_eval`:
+    reflected, centred, to a multiple of ``size_multiple``) and cropped back.
+    """
+
+    def __init__(
+        self,
+        *,
+        stages: int = 3,
+        features: int = 32,
+        bottleneck_blocks: int = 2,
+        bias: bool = True,
+        leaky_slope: float = 0.2,
+        high_res_levels: int = 2,
+        block_size_high_res: Sequence[int] = (16, 16),
+        block_size_low_res: Sequence[int] = (8, 8),
+        grid_size_high_res: Sequence[int] = (16, 16),
+        grid_size_low_res: Sequence[int] = (8, 8),
+        block_mlp_factor: int = 2,
+        grid_mlp_factor: int = 2,
+        input_projection_factor: int = 2,
+        channel_reduction: int = 4,
+        output_levels: int = 1,
+        gelu: Gelu = "tanh",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if stages < 1:
+            raise ValueError(f"stages must be at least 1, got {stages}")
+        if not 1 <= output_levels <= LEVELS:
+            raise ValueError(f"output_levels must be between 1 and {LEVELS}, got {output_levels}")
+        if bottleneck_blocks < 1:
+            raise ValueError(f"bottleneck_blocks must be at least 1, got {bottleneck_blocks}")
+        partitioning, options = _configure(
+            out_channels=3,
+            bias=bias,
+            leaky_slope=leaky_slope,
+            multi_axis_mlp=True,
+            high_res_levels=high_res_levels,
+            block_size_high_res=block_size_high_res,
+            block_size_low_res=block_size_low_res,
+            grid_size_high_res=grid_size_high_res,
+            grid_size_low_res=grid_size_low_res,
+            block_mlp_factor=block_mlp_factor,
+            grid_mlp_factor=grid_mlp_factor,
+            input_projection_factor=input_projection_factor,
+            channel_reduction=channel_reduction,
+            dropout=dropout,
+        )
+        options = dataclasses.replace(options, gelu=gelu)
+        self.size_multiple = partitioning.size_multiple
+        self.stages = nn.ModuleList(
+            MaximStage(
+                features=features,
+                partitioning=partitioning,
+                options=options,
+                bottleneck_blocks=bottleneck_blocks,
+                first=index == 0,
+                last=index == stages - 1,
+                output_levels=output_levels,
+            )
+            for index in range(stages)
+        )
+        self.to(memory_format=torch.channels_last)
+
+    def forward_all(self, image: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Every stage's restored images, finest level first, of an image whose sides are multiples of
+        ``size_multiple`` (no padding here)."""
+        _MaximUNet._check_image(image)
+        if image.shape[-2] % self.size_multiple or image.shape[-1] % self.size_multiple:
+            raise ValueError(
+                f"forward_all needs sides that are multiples of {self.size_multiple}, got {tuple(image.shape[-2:])}"
+            )
+        image = image.contiguous(memory_format=torch.channels_last)
+        pyramid = [nearest_downsample(image, level) for level in range(LEVELS)]
+        outputs, previous = [], None
+        for stage in self.stages:
+            images, previous = stage(pyramid, previous)
+            outputs.append(images)
+        return outputs
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        _MaximUNet._check_image(image)
+        padded, (rows, cols) = pad_as_google_eval(image, self.size_multiple)
+        return self.forward_all(padded)[-1][0][..., rows, cols].contiguous()

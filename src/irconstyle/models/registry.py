@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from irconstyle.models.maxim import ConStyleMaxim, Maxim
+from irconstyle.models.maxim import ConStyleMaxim, Maxim, MaximMultiStage
 from irconstyle.models.nafnet import ConStyleNAFNet, NAFNet
 from irconstyle.models.restormer import ConStyleRestormer, Restormer
 
@@ -27,6 +27,9 @@ MODELS: dict[str, ModelEntry] = {
     "nafnet": ModelEntry(NAFNet, "Origin NAFNet baseline, the IRConStyle repo's configuration"),
     "restormer": ModelEntry(Restormer, "Origin Restormer baseline, standard configuration"),
     "maxim": ModelEntry(Maxim, "Origin MAXIM-1S baseline"),
+    "maxim_multistage": ModelEntry(
+        MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights"
+    ),
 }
 
 
