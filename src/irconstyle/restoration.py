@@ -24,6 +24,7 @@ from irconstyle.data.io import (
 )
 from irconstyle.inference import Progress, Tile, check_precision, check_tiling, restore_tensor
 from irconstyle.models.checkpoint import CheckpointError, load_model
+from irconstyle.pretrained import installed_model_path
 
 TASKS = ("denoise", "derain", "dehaze", "deblur")
 
@@ -38,17 +39,23 @@ def bundled_model_path(task: str) -> Path:
 def resolve_model(
     model: nn.Module | str | os.PathLike | None, task: str = "denoise", device: str | torch.device = "cpu"
 ) -> nn.Module:
-    """A ready model in eval mode: a module as given, a bundled model by task name, or an irconstyle file."""
+    """A ready model in eval mode: a module as given, a bundled model by task name, an installed model by name
+    (see :mod:`irconstyle.pretrained`), or an irconstyle file."""
     if isinstance(model, nn.Module):
         return model.to(device).eval()
     if model is None or str(model) in TASKS:
         path = bundled_model_path(task if model is None else str(model))
         if not path.is_file():
             raise CheckpointError(f"{path}: the bundled {path.stem} model is not installed with this package")
+    elif not Path(model).exists() and (installed := installed_model_path(str(model))):
+        path = installed
     else:
         path = Path(model)
         if not path.is_file():
-            raise CheckpointError(f"{path}: no such model file (give a task name {', '.join(TASKS)} or a path)")
+            raise CheckpointError(
+                f"{path}: no such model file or installed model (give a task name {', '.join(TASKS)}, "
+                "the name of a model `irconstyle models` lists as installed, or a path)"
+            )
         if path.suffix != ".safetensors":
             raise CheckpointError(
                 f"{path}: restore needs an irconstyle .safetensors model; convert an authors' checkpoint with "

