@@ -70,14 +70,14 @@ def test_batched_tensors_score_each_image_like_the_arrays() -> None:
     batch = torch.stack([_tensor(DISTORTED), _tensor(REFERENCE)])
     references = torch.stack([_tensor(REFERENCE)] * 2)
     for y_channel in (False, True):
-        psnr = metrics.psnr(batch, references, y_channel=y_channel)
-        ssim = metrics.ssim(batch, references, y_channel=y_channel)
+        psnr = metrics.psnr(batch, references, y_channel=y_channel, data_range=1.0)
+        ssim = metrics.ssim(batch, references, y_channel=y_channel, data_range=1.0)
         assert psnr.shape == (2,) and psnr.dtype == torch.float64
         assert psnr[0].item() == pytest.approx(metrics.psnr(DISTORTED, REFERENCE, y_channel=y_channel), abs=1e-5)
         assert psnr[1].item() == math.inf
         assert ssim[0].item() == pytest.approx(metrics.ssim(DISTORTED, REFERENCE, y_channel=y_channel), abs=1e-5)
         assert ssim[1].item() == pytest.approx(1.0)
-    single = metrics.psnr(_tensor(DISTORTED), _tensor(REFERENCE))
+    single = metrics.psnr(_tensor(DISTORTED), _tensor(REFERENCE), data_range=1.0)
     assert single.shape == (1,)
 
 
@@ -86,7 +86,12 @@ def test_batched_tensors_score_each_image_like_the_arrays() -> None:
     [
         (DISTORTED[:-1], REFERENCE, {}, ValueError, "shapes differ"),
         (DISTORTED[..., 0], REFERENCE[..., 0], {}, ValueError, "H×W×3"),
-        (DISTORTED.astype(np.uint16), REFERENCE.astype(np.uint16), {}, ValueError, "16-bit"),
+        (DISTORTED / 255.0, REFERENCE / 255.0, {}, ValueError, "float64 images have no implied range"),
+        (_tensor(DISTORTED), _tensor(REFERENCE), {}, ValueError, "pass data_range=1.0"),
+        (DISTORTED.astype(np.int64), REFERENCE.astype(np.int64), {}, ValueError, "no implied range"),
+        (DISTORTED, REFERENCE, {"data_range": 1.0}, ValueError, "uint8 images span 0–255; data_range=1"),
+        (DISTORTED / 255.0, REFERENCE, {"data_range": 1.0}, ValueError, "dtypes differ"),
+        (DISTORTED / 255.0, REFERENCE / 255.0, {"data_range": 0.0}, ValueError, "data_range must be > 0"),
         (DISTORTED, REFERENCE, {"crop_border": -1}, ValueError, "crop_border must be >= 0"),
         (DISTORTED, REFERENCE, {"crop_border": 28}, ValueError, "nothing left"),
         (_tensor(DISTORTED), REFERENCE, {}, TypeError, "numpy arrays or both tensors"),
@@ -96,6 +101,21 @@ def test_batched_tensors_score_each_image_like_the_arrays() -> None:
 def test_bad_inputs(img, ref, kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
         metrics.psnr(img, ref, **kwargs)
+
+
+@pytest.mark.parametrize("score", [metrics.psnr, metrics.ssim])
+@pytest.mark.parametrize("y_channel", [False, True])
+def test_every_stated_range_scores_like_uint8(score, y_channel) -> None:
+    # float64 rescaling rounds each pixel by a few ulps, far inside a 1e-12 relative tolerance
+    expected = score(DISTORTED, REFERENCE, y_channel=y_channel)
+    unit = (DISTORTED / 255.0, REFERENCE / 255.0)
+    assert score(*unit, y_channel=y_channel, data_range=1.0) == pytest.approx(expected, rel=1e-12)
+    assert score(*(x * 255.0 for x in unit), y_channel=y_channel, data_range=255.0) == pytest.approx(
+        expected, rel=1e-12
+    )
+    wide = tuple(x.astype(np.uint16) * 257 for x in (DISTORTED, REFERENCE))  # 255 · 257 = 65535
+    assert score(*wide, y_channel=y_channel) == pytest.approx(expected, rel=1e-12)
+    assert score(DISTORTED, REFERENCE, y_channel=y_channel, data_range=255) == expected
 
 
 def test_ssim_needs_a_full_window() -> None:

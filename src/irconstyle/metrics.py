@@ -1,16 +1,17 @@
 """PSNR and SSIM computed the way the field's reported numbers are (BasicSR / MATLAB conventions).
 
-- Arithmetic in float64; peak 255.
+- Arithmetic in float64 on the 0–255 scale (peak 255): inputs are rescaled by ``255 / data_range`` first.
 - ``y_channel=True`` scores ITU-R BT.601 luma in studio range, Y = 16 + 65.481·R + 128.553·G + 24.966·B
   with R, G, B in [0, 1] (MATLAB ``rgb2ycbcr``), left unrounded as BasicSR does.
 - SSIM: 11×11 Gaussian window, σ = 1.5, C1 = (0.01·255)², C2 = (0.03·255)², statistics over the "valid"
   region only (no padding), per channel, then averaged over channels. No downsampling.
 - ``crop_border`` pixels are removed from every edge first.
 
-Inputs are H×W×3 RGB arrays on the 0–255 scale (``uint8``, or float already ×255) for reported numbers,
-or float tensors in [0, 1] shaped 3×H×W or B×3×H×W for validation during training (scored per image,
-without quantisation). Quantise outputs with :func:`irconstyle.data.io.tensor_to_image` first to get the
-exact numbers of a benchmark table.
+Inputs are H×W×3 RGB numpy arrays (one score) or tensors shaped 3×H×W or B×3×H×W (one score per image).
+The value range is never guessed: ``uint8`` spans 0–255 and ``uint16`` 0–65535 by their dtype, and any other
+dtype (floats above all, e.g. what :func:`irconstyle.restore` returns for float input) must state it with
+``data_range=`` (``1.0`` for [0, 1], ``255.0`` for 0–255); a float pair without it is refused. Quantise
+outputs with :func:`irconstyle.data.io.tensor_to_image` first to get the exact numbers of a benchmark table.
 
 :data:`PROTOCOLS` holds the benchmark recipes; print ``protocol.describe()`` next to every number.
 """
@@ -35,7 +36,29 @@ def _gaussian_window() -> np.ndarray:
     return weights / weights.sum()
 
 
-def _prepare(img: Image, ref: Image, crop_border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+_DTYPE_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def _value_range(dtype: np.dtype, data_range: float | None) -> float:
+    """The span of the pair's values: fixed by an 8- or 16-bit dtype, otherwise ``data_range`` (required)."""
+    implied = _DTYPE_RANGES.get(dtype)
+    if implied is not None:
+        if data_range is not None and data_range != implied:
+            raise ValueError(f"{dtype} images span 0–{implied:g}; data_range={data_range:g} contradicts that")
+        return implied
+    if data_range is None:
+        raise ValueError(
+            f"{dtype} images have no implied range: pass data_range=1.0 for values in [0, 1] "
+            "or data_range=255.0 for 0–255"
+        )
+    if not data_range > 0:
+        raise ValueError(f"data_range must be > 0, got {data_range}")
+    return float(data_range)
+
+
+def _prepare(
+    img: Image, ref: Image, crop_border: int, y_channel: bool, data_range: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Check the pair and bring it to float64 B×C×H×W on the 0–255 scale: cropped, and reduced to Y when
     asked. Tensors (any device) are copied to CPU, where reported numbers should be computed anyway."""
     if isinstance(img, torch.Tensor) != isinstance(ref, torch.Tensor):
@@ -50,15 +73,17 @@ def _prepare(img: Image, ref: Image, crop_border: int, y_channel: bool) -> tuple
         if img.ndim == 3:
             img, ref = img[None], ref[None]
         if img.ndim != 4 or img.shape[1] != 3:
-            raise ValueError(f"tensors must be 3×H×W or B×3×H×W in [0, 1], got shape {tuple(img.shape)}")
-        img, ref = (x.detach().to("cpu", torch.float64).numpy() * 255.0 for x in (img, ref))
+            raise ValueError(f"tensors must be 3×H×W or B×3×H×W, got shape {tuple(img.shape)}")
+        img, ref = (x.detach().cpu().numpy() for x in (img, ref))
     else:
         img, ref = np.asarray(img), np.asarray(ref)
         if img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"arrays must be H×W×3 RGB on the 0–255 scale, got shape {img.shape}")
-        if img.dtype == np.uint16 or ref.dtype == np.uint16:
-            raise ValueError("16-bit arrays are not on the 0–255 scale; convert to uint8 (or float ×255) first")
-        img, ref = (x.astype(np.float64).transpose(2, 0, 1)[None] for x in (img, ref))
+            raise ValueError(f"arrays must be H×W×3 RGB, got shape {img.shape}")
+        img, ref = (x.transpose(2, 0, 1)[None] for x in (img, ref))
+    if img.dtype != ref.dtype:
+        raise ValueError(f"img and ref dtypes differ: {img.dtype} vs {ref.dtype}; bring them to one scale first")
+    scale = 255.0 / _value_range(img.dtype, data_range)
+    img, ref = (x.astype(np.float64) * scale for x in (img, ref))
     if crop_border:
         img, ref = (x[..., crop_border:-crop_border, crop_border:-crop_border] for x in (img, ref))
     if y_channel:
@@ -75,12 +100,15 @@ def _result(values: np.ndarray, like: Image) -> float | torch.Tensor:
     return float(values[0])
 
 
-def psnr(img: Image, ref: Image, crop_border: int = 0, y_channel: bool = False) -> float | torch.Tensor:
-    """Peak signal-to-noise ratio in dB (peak 255, float64); ``inf`` for identical images.
+def psnr(
+    img: Image, ref: Image, crop_border: int = 0, y_channel: bool = False, *, data_range: float | None = None
+) -> float | torch.Tensor:
+    """Peak signal-to-noise ratio in dB (peak = the data range, float64); ``inf`` for identical images.
 
-    numpy H×W×3 (0–255) -> float; tensors in [0, 1] -> float64 tensor of per-image values (shape B).
+    numpy H×W×3 -> float; tensors -> float64 tensor of per-image values (shape B). ``data_range``: the span
+    of the values, required unless the dtype is uint8 or uint16.
     """
-    x, y = _prepare(img, ref, crop_border, y_channel)
+    x, y = _prepare(img, ref, crop_border, y_channel, data_range)
     mse = np.mean((x - y) ** 2, axis=(1, 2, 3))
     with np.errstate(divide="ignore"):
         return _result(10.0 * np.log10(255.0**2 / mse), img)
@@ -106,12 +134,15 @@ def _ssim_map(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return ((2 * mu1 * mu2 + _C1) * (2 * cov + _C2)) / ((mu1**2 + mu2**2 + _C1) * (var1 + var2 + _C2))
 
 
-def ssim(img: Image, ref: Image, crop_border: int = 0, y_channel: bool = False) -> float | torch.Tensor:
+def ssim(
+    img: Image, ref: Image, crop_border: int = 0, y_channel: bool = False, *, data_range: float | None = None
+) -> float | torch.Tensor:
     """Structural similarity (Wang et al. 2004; 11×11 Gaussian σ 1.5, valid region, mean over channels).
 
-    numpy H×W×3 (0–255) -> float; tensors in [0, 1] -> float64 tensor of per-image values (shape B).
+    numpy H×W×3 -> float; tensors -> float64 tensor of per-image values (shape B). ``data_range`` as in
+    :func:`psnr`.
     """
-    x, y = _prepare(img, ref, crop_border, y_channel)
+    x, y = _prepare(img, ref, crop_border, y_channel, data_range)
     return _result(_ssim_map(x, y).mean(axis=(1, 2, 3)), img)
 
 
@@ -159,11 +190,14 @@ class Protocol:
         noise = np.random.RandomState(self.noise_seed).normal(0.0, self.noise_sigma / 255.0, clean.shape)
         return clean + noise
 
-    def score(self, restored: Image, reference: Image) -> dict[str, float | torch.Tensor]:
-        """The protocol's metrics for one pair (or batch): {"psnr": …, "ssim": …}."""
-        scores = {"psnr": psnr(restored, reference, self.crop_border, self.y_channel)}
+    def score(
+        self, restored: Image, reference: Image, *, data_range: float | None = None
+    ) -> dict[str, float | torch.Tensor]:
+        """The protocol's metrics for one pair (or batch): {"psnr": …, "ssim": …}; ``data_range`` as in
+        :func:`psnr`."""
+        scores = {"psnr": psnr(restored, reference, self.crop_border, self.y_channel, data_range=data_range)}
         if self.report_ssim:
-            scores["ssim"] = ssim(restored, reference, self.crop_border, self.y_channel)
+            scores["ssim"] = ssim(restored, reference, self.crop_border, self.y_channel, data_range=data_range)
         return scores
 
 

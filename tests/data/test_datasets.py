@@ -150,6 +150,27 @@ def test_paired_crops_and_flips_stay_aligned_and_are_seeded(tmp_path: Path) -> N
         dataset[2]
 
 
+def test_repeated_visits_are_separate_draws_of_the_same_images(tmp_path: Path) -> None:
+    pairs = ds.pair_folders(*_paired_folders(tmp_path, ["a.png", "b.png"]))
+    dataset = ds.PairedImageDataset(pairs, patch_size=16, seed=3)
+    tripled = dataset.repeated(3)
+    assert (len(dataset), len(tripled), len(dataset.repeated(1))) == (2, 6, 2)
+    assert [tripled[i]["name"] for i in range(6)] == ["a", "b"] * 3
+    # the first visit is the unrepeated dataset's sample; later visits are new crops of the same pair
+    assert torch.equal(tripled[1]["gt"], dataset[1]["gt"])
+    assert len({tripled[i]["gt"].numpy().tobytes() for i in range(6)}) == 6
+    assert all(torch.allclose(tripled[i]["lq"], 1 - tripled[i]["gt"], atol=1e-6) for i in range(6))
+    degraded = ds.DegradedImageDataset(_write(tmp_path / "clean", ["c.png"]), "denoise", seed=1)
+    assert degraded.draws_random_samples and len(degraded.repeated(4)) == 4
+    assert not torch.equal(degraded.repeated(2)[0]["lq"], degraded.repeated(2)[1]["lq"])
+    fixed = ds.PairedImageDataset(pairs)  # whole images, no flips: a second visit would repeat the sample
+    assert not fixed.draws_random_samples and len(fixed.repeated(1)) == 2
+    with pytest.raises(ds.DatasetError, match="without random crops"):
+        fixed.repeated(2)
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        dataset.repeated(0)
+
+
 def test_paired_size_problems(tmp_path: Path) -> None:
     write_image(tmp_path / "lq" / "x.png", _photo(30, 40))
     write_image(tmp_path / "gt" / "x.png", _photo(40, 50))

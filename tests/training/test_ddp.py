@@ -1,16 +1,21 @@
-"""Two processes on CPU (gloo): gradients synchronised, the ConStyle queue gathered, only rank 0 writes."""
+"""Two processes on CPU (gloo): gradients synchronised, the ConStyle queue gathered, only rank 0 writes;
+the smoke config under torchrun."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 
 import torch
 import torch.multiprocessing as mp
-from training_setup import tiny_raw_config
+from training_setup import REPO, tiny_raw_config
 
 from irconstyle.training import Trainer, config_from_dict
-from irconstyle.training.checkpointing import load_training_checkpoint, periodic_name
+from irconstyle.training.checkpointing import latest_checkpoint, load_training_checkpoint, periodic_name
+from irconstyle.training.config import load_config
+from irconstyle.training.data import build_train_dataset
 from irconstyle.training.distributed import shutdown_distributed
 
 WORLD_SIZE = 2
@@ -64,3 +69,28 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path):
     assert sorted(p.name for p in output.iterdir()) == [
         "checkpoints", "config.yaml", "model_final.safetensors", "train.log"
     ]
+
+
+def test_a_few_photos_fill_the_global_batch_of_any_number_of_processes(monkeypatch):
+    monkeypatch.chdir(REPO)  # the config's folders are relative to the repository root
+    config = load_config(REPO / "configs" / "smoke.yaml")
+    photos = len(build_train_dataset(config))
+    batch = config.data.train.batch_size
+    assert photos < batch * 2  # the smoke set alone cannot fill two processes' batches
+    for world_size in (1, 2, 4, 7):
+        dataset = build_train_dataset(config, world_size)
+        assert len(dataset) >= batch * world_size and len(dataset) % photos == 0
+        assert len(dataset) - photos < batch * world_size  # no more repeats than one global batch needs
+
+
+def test_smoke_config_trains_under_torchrun_with_two_processes(tmp_path):
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD_SIZE),
+        "-m", "irconstyle", "train", "configs/smoke.yaml", "--output", str(tmp_path), "--quiet",
+    ]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert (tmp_path / "model_best.safetensors").is_file() and (tmp_path / "model_final.safetensors").is_file()
+    checkpoint = load_training_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))
+    assert checkpoint["world_size"] == WORLD_SIZE and checkpoint["iteration"] == 30
+    assert "each epoch visits every image 2 times" in (tmp_path / "train.log").read_text()

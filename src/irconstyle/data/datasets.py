@@ -12,6 +12,7 @@ testing) are left as they are unless ``augment=True``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -210,8 +211,16 @@ def dihedral(image: np.ndarray, transform: int) -> np.ndarray:
     return image[:, ::-1] if transform >= 4 else image
 
 
+_Seeded = TypeVar("_Seeded", bound="_SeededImageDataset")
+
+
 class _SeededImageDataset(Dataset):
-    """Shared machinery: per-sample generators, epochs, random windows, decoding with optional cache."""
+    """Shared machinery: per-sample generators, epochs, random windows, decoding with optional cache.
+
+    With ``repeats`` (see :meth:`repeated`) an epoch visits every image that many times, each visit a separate
+    draw (index ``i`` reads image ``i mod n`` with the generator of ``i``), as BasicSR's
+    ``dataset_enlarge_ratio``: a few photos then fill the batches of any number of processes.
+    """
 
     def __init__(self, *, patch_size: int | None, augment: bool | None, seed: int, cache: bool) -> None:
         if patch_size is not None and patch_size < 1:
@@ -219,17 +228,41 @@ class _SeededImageDataset(Dataset):
         self.patch_size, self.seed = patch_size, seed
         self.augment = patch_size is not None if augment is None else augment
         self.epoch = 0
+        self.repeats = 1
         self._cache: dict[Path, np.ndarray] | None = {} if cache else None
+
+    def _source_count(self) -> int:
+        """The number of distinct images (or pairs) behind the samples."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._source_count() * self.repeats
+
+    @property
+    def draws_random_samples(self) -> bool:
+        """Whether a repeated visit to an image gives a new sample (random crop, flip or degradation)."""
+        return self.patch_size is not None or self.augment
+
+    def repeated(self: _Seeded, repeats: int) -> _Seeded:
+        """A copy whose epoch visits every image ``repeats`` times, each visit its own random draw."""
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        if repeats > 1 and not self.draws_random_samples:
+            raise DatasetError("repeating a dataset without random crops, flips or degradations repeats samples")
+        clone = copy.copy(self)
+        clone.repeats = repeats
+        return clone
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the next samples' randomness for ``epoch``."""
         self.epoch = epoch
 
     def _resolve(self, index: int) -> tuple[int, np.random.Generator]:
+        """The image (or pair) behind sample ``index``, and the sample's own generator."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
         index %= len(self)
-        return index, np.random.default_rng([self.seed, self.epoch, index])
+        return index % self._source_count(), np.random.default_rng([self.seed, self.epoch, index])
 
     def _read(self, path: Path) -> np.ndarray:
         if self._cache is None:
@@ -280,7 +313,7 @@ class PairedImageDataset(_SeededImageDataset):
         self.pairs = list(pairs)
         self.center_crop_gt = center_crop_gt
 
-    def __len__(self) -> int:
+    def _source_count(self) -> int:
         return len(self.pairs)
 
     def _aligned(self, lq: np.ndarray, gt: np.ndarray, pair: ImagePair) -> np.ndarray:
@@ -349,8 +382,12 @@ class DegradedImageDataset(_SeededImageDataset):
         self.images = [Path(path) for path in images]
         self.task, self.level, self.context = task, level, context
 
-    def __len__(self) -> int:
+    def _source_count(self) -> int:
         return len(self.images)
+
+    @property
+    def draws_random_samples(self) -> bool:
+        return True  # every visit draws fresh degradation parameters and noise
 
     def _depth(self, image: np.ndarray, window: tuple[slice, slice], rng: np.random.Generator) -> np.ndarray:
         """The synthetic depth prior of the whole photo, cut to ``window`` at full resolution."""

@@ -166,6 +166,13 @@ class Trainer:
         self.is_constyle = isinstance(model, ConStyleRestorer)
         self.objective = TrainingObjective(self.model, config.train.losses)
         self.train_set, self.val_set = self._build_datasets()
+        repeats = getattr(self.train_set, "repeats", 1)
+        if repeats > 1:
+            logger.info(
+                "the training set is smaller than one global batch of %d: each epoch visits every image %d times, "
+                "each visit a separate random draw",
+                config.data.train.batch_size * context.world_size, repeats,
+            )
         self.batches_per_epoch = batches_per_epoch(
             len(self.train_set), batch_size=config.data.train.batch_size, world_size=context.world_size
         )
@@ -302,7 +309,7 @@ class Trainer:
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """The datasets from their config sections; a folder, file or option they reject is a config error."""
         try:
-            train = build_train_dataset(self.config)
+            train = build_train_dataset(self.config, self.context.world_size)
         except ValueError as error:  # DatasetError, ImageReadError, bad task or level
             raise ConfigError(f"data.train: {error}") from None
         if self.config.data.val is None:

@@ -37,8 +37,9 @@ def evaluate(
         restored = _to_8_bits(restore_tensor(model, degraded, tile=tile))
         reference = _to_8_bits(clean)
         for y_channel, suffix in ((False, "rgb"), (True, "y")):
-            totals[f"psnr_{suffix}"] += float(metrics.psnr(restored, reference, y_channel=y_channel))
-            totals[f"ssim_{suffix}"] += float(metrics.ssim(restored, reference, y_channel=y_channel))
+            scored = {"y_channel": y_channel, "data_range": 1.0}
+            totals[f"psnr_{suffix}"] += float(metrics.psnr(restored, reference, **scored))
+            totals[f"ssim_{suffix}"] += float(metrics.ssim(restored, reference, **scored))
         if len(previews) < samples:
             previews.append(torch.cat([degraded.clamp(0.0, 1.0), restored, clean], dim=-1)[0].cpu())
         count += 1
