@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from irconstyle.models.checkpoint import CheckpointError
-    from irconstyle.restoration import expand_inputs, restore_files
+    from irconstyle.restoration import expand_inputs, resolve_model, restore_files
     from irconstyle.runtime import retain_freed_memory
 
     retain_freed_memory()
@@ -152,6 +153,11 @@ def _run_restore(args: argparse.Namespace) -> int:
     if not files:
         print("irconstyle restore: no input images found", file=sys.stderr)
         return 1
+    try:  # before the progress bar, so that a bad model file is the only line printed
+        network = resolve_model(args.model, args.task, args.device)
+    except (CheckpointError, ValueError) as error:
+        print(f"irconstyle restore: {error}", file=sys.stderr)
+        return 2
     images = tqdm(total=len(files), unit="image", disable=args.quiet, desc="restore")
     failures = []
 
@@ -175,11 +181,13 @@ def _run_restore(args: argparse.Namespace) -> int:
         return update
 
     try:
-        results = restore_files(
-            files, args.output, task=args.task, model=args.model, tile=args.tile, tile_overlap=args.tile_overlap,
-            self_ensemble=args.self_ensemble, precision=args.precision, device=args.device, compare=args.compare,
-            on_file=on_file, tile_progress=tile_progress,
-        )
+        with warnings.catch_warnings():  # restores the usual warning display afterwards
+            warnings.showwarning = _one_line_warning("irconstyle restore")
+            results = restore_files(
+                files, args.output, task=args.task, model=network, tile=args.tile, tile_overlap=args.tile_overlap,
+                self_ensemble=args.self_ensemble, precision=args.precision, device=args.device, compare=args.compare,
+                on_file=on_file, tile_progress=tile_progress,
+            )
     except (CheckpointError, ValueError) as error:
         print(f"irconstyle restore: {error}", file=sys.stderr)
         return 2
@@ -399,6 +407,17 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.csv:
         report.write_csv(args.csv)
     return 0
+
+
+def _one_line_warning(prefix: str):
+    """A ``warnings.showwarning`` that prints ``PREFIX: warning: MESSAGE`` on one line, above any progress bar."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"{prefix}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 class _TqdmLogHandler(logging.Handler):

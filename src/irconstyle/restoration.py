@@ -119,11 +119,14 @@ class FileResult:
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> a list of files, in order, without repeats."""
+    """Files, folders (their images, sorted) and glob patterns -> a list of files, in order, without repeats.
+
+    A folder named like an image (``photo.png/``) is kept as an input, so that reading it reports the mistake.
+    """
     found: list[Path] = []
     for item in inputs:
         item = str(item)
-        if Path(item).is_dir():
+        if Path(item).is_dir() and Path(item).suffix.lower() not in IMAGE_EXTENSIONS:
             found += sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         elif glob.has_magic(item):
             found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())

@@ -86,7 +86,7 @@ def test_load_config_applies_overrides_and_reports_the_file(tmp_path):
     path.write_text(yaml.safe_dump(tiny_raw_config()))
     config = load_config(path, ["train.total_iters=7", "model.constyle.enqueue=key"])
     assert config.train.total_iters == 7 and config.model.constyle.enqueue == "key"
-    with pytest.raises(ConfigError, match=rf"{path}: 1 problem:\n  train.total_iters: must be > 0"):
+    with pytest.raises(ConfigError, match=rf"{path}: train.total_iters: must be > 0"):
         load_config(path, ["train.total_iters=0"])
     with pytest.raises(ConfigError, match="expected key.path=value"):
         load_config(path, ["train.total_iters"])

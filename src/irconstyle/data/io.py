@@ -3,8 +3,9 @@
 :func:`read_image` returns an H×W×3 RGB array whose dtype keeps the file's bit depth: ``uint8`` for 8-bit
 files, ``uint16`` for 16-bit ones. Greyscale, palette, CMYK and alpha images are converted explicitly
 (an alpha channel is dropped with one warning per file) and the EXIF orientation is applied. Anything
-that cannot be trusted (missing, not an image, truncated, corrupt, an unsupported pixel format) raises
-:class:`ImageReadError` with one line naming the file.
+that cannot be trusted (missing, a folder, empty, not an image, truncated, corrupt, an unsupported pixel
+format, an animation, more pixels than Pillow's decompression-bomb limit) raises :class:`ImageReadError`
+with one line naming the file.
 
 Pillow decodes everything except 16-bit colour files, which it silently reduces to 8 bits: 16-bit colour
 PNGs are decoded and encoded here (zlib and numpy), 16-bit colour TIFFs go through ``tifffile``.
@@ -43,10 +44,19 @@ class AlphaDroppedWarning(UserWarning):
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as an H×W×3 RGB array: ``uint8`` for 8-bit files, ``uint16`` for 16-bit ones."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:
         with Image.open(path) as image:
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                raise ImageReadError(
+                    f"{path}: an animation or multi-page file ({frames} frames); restore its frames as separate images"
+                )
             high_bit_colour = _is_high_bit_colour(image)  # before anything loads the pixels and drops .tile
             if high_bit_colour:
                 pixels = _read_high_bit_colour(path, image)
@@ -58,7 +68,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file (no decoder recognises it)") from None
-    except (OSError, SyntaxError, ValueError, zlib.error, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f"{path}: too many pixels to decode safely ({error})") from None
+    except (OSError, SyntaxError, ValueError, zlib.error) as error:
         raise ImageReadError(f"{path}: truncated or corrupt image data ({error})") from None
     pixels = _to_rgb(pixels, path)
     return np.ascontiguousarray(_apply_orientation(pixels, orientation))

@@ -169,8 +169,19 @@ def _load_strict(
         for key in set(expected) & set(state)
         if state[key].shape != expected[key].shape
     )
+    shared = sorted(set(expected) & set(state))
+    mistyped = [
+        f"{key} (file {state[key].dtype}, model {expected[key].dtype})"
+        for key in shared
+        if state[key].is_floating_point() != expected[key].is_floating_point()
+    ]
+    non_finite = [key for key in shared if state[key].is_floating_point() and not bool(state[key].isfinite().all())]
     problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+    labelled = (
+        ("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped),
+        ("of the wrong dtype", mistyped), ("with NaN or infinite values", non_finite),
+    )
+    for label, keys in labelled:
         if keys:
             shown = ", ".join(keys[:20]) + (f", … ({len(keys) - 20} more)" if len(keys) > 20 else "")
             problems.append(f"{len(keys)} {label}: {shown}")

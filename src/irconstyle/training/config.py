@@ -260,9 +260,11 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "config") -> Train
     config = _build(TrainingConfig, raw, "", problems)
     if not problems:
         _check_semantics(config, problems)
+    if len(problems) == 1:
+        raise ConfigError(f"{source}: {problems[0]}")
     if problems:
         listed = "\n  ".join(problems)
-        raise ConfigError(f"{source}: {len(problems)} problem{'s' * (len(problems) > 1)}:\n  {listed}")
+        raise ConfigError(f"{source}: {len(problems)} problems:\n  {listed}")
     return config
 
 
