@@ -95,9 +95,7 @@ def _layer_norm(channels: int) -> nn.LayerNorm:
     return nn.LayerNorm(channels, eps=1e-6)
 
 
-def _linear_gelu(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, approximate: Gelu
-) -> torch.Tensor:
+def _linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, approximate: Gelu) -> torch.Tensor:
     """``gelu(x·Wᵀ + b)``; the tanh GELU runs as a oneDNN matrix product with the GELU fused in (one pass
     over the output instead of three) wherever no gradient is needed.
 
@@ -107,6 +105,7 @@ def _linear_gelu(
         approximate == "tanh"
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
+        and weight.is_contiguous()
         and torch.backends.mkldnn.is_available()
         and not torch.is_autocast_enabled("cpu")
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
