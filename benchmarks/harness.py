@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -188,3 +191,24 @@ def section_main(doc: str, add_arguments: Callable[[argparse.ArgumentParser], No
     add_arguments(parser)
     parser.add_argument("--threads", type=int, default=2)
     print(run(parser.parse_args()))
+
+
+def peak_memory_mb() -> dict[str, float | None]:
+    """This process's peak resident memory in MB: ``ru_maxrss`` and, where /proc has it (Linux), ``VmHWM``."""
+    vm_hwm = None
+    with contextlib.suppress(OSError):
+        match = re.search(r"^VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+        vm_hwm = int(match.group(1)) / 1024 if match else None
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "vm_hwm_mb": vm_hwm}
+
+
+# A measuring child is started through a small interpreter: on Linux a process's ru_maxrss starts at the RSS of
+# the process it was forked from, and a benchmark's own process is large by then.
+_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
+def run_fresh_child(command: list[str]) -> dict:
+    """Run ``command`` in a process not forked from this one; return the JSON object its last line prints."""
+    output = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, *command], check=True, capture_output=True,
+                            text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])

@@ -27,15 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from harness import cpu_name, interleaved, load_average
-from tiling import _LAUNCHER, _vm_hwm_mb
+from harness import cpu_name, interleaved, load_average, peak_memory_mb, run_fresh_child
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from maxim_tensorflow_reference import TensorFlowMaxim, tensorflow_version  # noqa: E402
@@ -76,8 +73,7 @@ def peak_rss_child(args: argparse.Namespace) -> None:
     call = tensorflow_side(args.package, args.threads) if args.child == "tensorflow" else None
     call = call or torch_side(args.weights, args.threads)
     call(random_image(args.size))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_rss_mb": peak_mb, "vm_hwm_mb": _vm_hwm_mb()}))
+    print(json.dumps(peak_memory_mb()))
 
 
 def peak_rss(side: str, args: argparse.Namespace) -> dict:
@@ -85,9 +81,7 @@ def peak_rss(side: str, args: argparse.Namespace) -> dict:
                "--threads", str(args.threads)]
     if args.weights:
         command += ["--weights", args.weights]
-    output = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, *command], check=True, capture_output=True,
-                            text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return run_fresh_child(command)
 
 
 def run(args: argparse.Namespace) -> str:

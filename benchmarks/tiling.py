@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ import numpy as np
 import torch
 import yaml
 
-from harness import interleaved, load_average, use_threads
+from harness import interleaved, load_average, peak_memory_mb, run_fresh_child, use_threads
 from irconstyle import build_model
 from irconstyle.inference import AUTO_TILE, AUTO_TILE_ABOVE_PIXELS, restore_tensor
 from irconstyle.restoration import restore
@@ -51,31 +48,13 @@ def peak_rss_child(tile: int, height: int, width: int, threads: int) -> None:
     start = time.perf_counter()
     restore(photo, model=model, tile=tile or None, tile_overlap=OVERLAP)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-    print(json.dumps({"tile": tile, "peak_rss_mb": peak_mb, "vm_hwm_mb": _vm_hwm_mb(), "seconds": seconds}))
-
-
-def _vm_hwm_mb() -> float | None:
-    """Peak resident memory of this process since it started, from /proc (Linux), in MB."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    return int(match.group(1)) / 1024 if match else None
-
-
-# The measuring process is started through a small interpreter: on Linux a process's ru_maxrss starts at the
-# RSS of the process it was forked from, and this benchmark's own process is large by then.
-_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+    print(json.dumps({"tile": tile, **peak_memory_mb(), "seconds": seconds}))
 
 
 def peak_rss(tile: int, height: int, width: int, threads: int) -> dict:
     command = [sys.executable, __file__, "--child", str(tile), "--height", str(height), "--width", str(width),
                "--threads", str(threads)]
-    output = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, *command], check=True, capture_output=True,
-                            text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return run_fresh_child(command)
 
 
 def ms_per_megapixel(tiles: list[int], *, height: int, width: int, repeat: int, threads: int) -> dict:
