@@ -864,6 +864,62 @@ class ConStyleMaxim(ConStyleRestorer):
         self.to(memory_format=torch.channels_last)  # conv weights in the layout the maps use
 
 
+def _add_gating_and_decoder(
+    unet: nn.Module,
+    widths: Sequence[int],
+    partitioning: Partitioning,
+    options: MixingOptions,
+    *,
+    decoder_cross_gating: Literal["unused", "absent"],
+) -> None:
+    """The second half of a MAXIM U-Net with level widths f, 2f, 4f, shared by MAXIM-1S and each stage of the
+    multi-stage MAXIM: ``gating_inputs``, ``cross_gating``, ``decoder_inputs``, ``upsamples`` and ``decoders``
+    (see :class:`_MaximUNet`), created in that order. ``decoder_cross_gating="unused"`` gives the decoders the
+    never-run cross-gating block and strided conv of the IRConStyle checkpoints."""
+    bias = options.bias
+    gated_y = (widths[1], widths[2], widths[2])  # width of the gating signal entering each level's CGB
+    unet.gating_inputs = nn.ModuleList(
+        nn.ModuleList(
+            Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
+            for source in range(LEVELS)
+        )
+        for level in range(LEVELS)
+    )
+    unet.cross_gating = nn.ModuleList(
+        CrossGatingBlock(
+            3 * widths[level],
+            widths[level],
+            y_channels=gated_y[level],
+            **partitioning.level(level),
+            bias=bias,
+            dropout=options.dropout,
+            gelu=options.gelu,
+        )
+        for level in range(LEVELS)
+    )
+    unet.decoder_inputs = nn.ModuleList(
+        nn.ModuleList(
+            Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
+            for source in range(LEVELS)
+        )
+        for level in range(LEVELS)
+    )
+    unet.upsamples = nn.ModuleList(
+        nn.ConvTranspose2d(gated_y[level], widths[level], 2, stride=2, bias=bias) for level in range(LEVELS)
+    )
+    unet.decoders = nn.ModuleList(
+        LevelBlock(
+            4 * width,
+            width,
+            **partitioning.level(level),
+            options=options,
+            unused_downsample=decoder_cross_gating == "unused",
+            cross_gating=decoder_cross_gating,
+        )
+        for level, width in enumerate(widths)
+    )
+
+
 class Maxim(_MaximUNet):
     """The Origin MAXIM-1S baseline (spec 3.6): ``model(image) -> restored image``.
 
@@ -918,7 +974,6 @@ class Maxim(_MaximUNet):
         )
         self.size_multiple = partitioning.size_multiple
         widths = (features, 2 * features, 4 * features)
-        gated_y = (widths[1], widths[2], widths[2])  # width of the gating signal entering each level's CGB
 
         self.input_convs = nn.ModuleList(nn.Conv2d(3, width, 3, padding=1, bias=bias) for width in widths)
         self.encoders = nn.ModuleList(
@@ -929,38 +984,7 @@ class Maxim(_MaximUNet):
         self.bottleneck = nn.Sequential(
             *(BottleneckBlock(widths[2], **partitioning.bottleneck, options=options) for _ in range(2))
         )
-        self.gating_inputs = nn.ModuleList(
-            nn.ModuleList(
-                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
-                for source in range(LEVELS)
-            )
-            for level in range(LEVELS)
-        )
-        self.cross_gating = nn.ModuleList(
-            CrossGatingBlock(
-                3 * widths[level],
-                widths[level],
-                y_channels=gated_y[level],
-                **partitioning.level(level),
-                bias=bias,
-                dropout=dropout,
-            )
-            for level in range(LEVELS)
-        )
-        self.decoder_inputs = nn.ModuleList(
-            nn.ModuleList(
-                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
-                for source in range(LEVELS)
-            )
-            for level in range(LEVELS)
-        )
-        self.upsamples = nn.ModuleList(
-            nn.ConvTranspose2d(gated_y[level], widths[level], 2, stride=2, bias=bias) for level in range(LEVELS)
-        )
-        self.decoders = nn.ModuleList(
-            LevelBlock(4 * width, width, **partitioning.level(level), options=options, unused_downsample=True)
-            for level, width in enumerate(widths)
-        )
+        _add_gating_and_decoder(self, widths, partitioning, options, decoder_cross_gating="unused")
         self.output = nn.Conv2d(features, 3, 3, padding=1, bias=bias)
         self.to(memory_format=torch.channels_last)  # conv weights in the layout the maps use
 
@@ -1059,7 +1083,6 @@ class MaximStage(nn.Module):
         super().__init__()
         bias = options.bias
         widths = (features, 2 * features, 4 * features)
-        gated_y = (widths[1], widths[2], widths[2])
         gating = {"bias": bias, "dropout": options.dropout, "gelu": options.gelu}
 
         self.input_convs = nn.ModuleList(nn.Conv2d(3, width, 3, padding=1, bias=bias) for width in widths)
@@ -1086,33 +1109,7 @@ class MaximStage(nn.Module):
                 for _ in range(bottleneck_blocks)
             )
         )
-        self.gating_inputs = nn.ModuleList(
-            nn.ModuleList(
-                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
-                for source in range(LEVELS)
-            )
-            for level in range(LEVELS)
-        )
-        self.cross_gating = nn.ModuleList(
-            CrossGatingBlock(
-                3 * widths[level], widths[level], y_channels=gated_y[level], **partitioning.level(level), **gating
-            )
-            for level in range(LEVELS)
-        )
-        self.decoder_inputs = nn.ModuleList(
-            nn.ModuleList(
-                Resample(widths[source], widths[level], scale=2.0 ** (source - level), bias=bias)
-                for source in range(LEVELS)
-            )
-            for level in range(LEVELS)
-        )
-        self.upsamples = nn.ModuleList(
-            nn.ConvTranspose2d(gated_y[level], widths[level], 2, stride=2, bias=bias) for level in range(LEVELS)
-        )
-        self.decoders = nn.ModuleList(
-            LevelBlock(4 * width, width, **partitioning.level(level), options=options, cross_gating="absent")
-            for level, width in enumerate(widths)
-        )
+        _add_gating_and_decoder(self, widths, partitioning, options, decoder_cross_gating="absent")
         self.last = last
         if last:
             self.outputs = nn.ModuleList(
