@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from irconstyle import build_model
 from irconstyle.models.constyle import ConStyleEncoder
 from irconstyle.models.unet import STAGES, ConStyleUNet
 
@@ -94,3 +95,30 @@ def test_bad_inputs_give_clear_errors():
         _unet(encoder_blocks=(1, 1))
     with pytest.raises(ValueError, match="multiple of 4"):
         _unet(width=6)
+
+
+@pytest.mark.parametrize("name", ["constyle_nafnet", "constyle_restormer"])
+def test_ablations_cut_what_they_name(name):
+    """Without feature maps the output ignores ConStyle's maps; without the latent it ignores the latent; each
+    removes exactly its own layers."""
+    small = {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]}
+    if name == "constyle_restormer":
+        small |= {"refinement_blocks": 1}
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    latent = torch.randn(1, 128)
+    features = [torch.randn(1, c, 32 >> level, 32 >> level) for level, c in enumerate((32, 64, 128), start=1)]
+    other_latent = torch.randn(1, 128)
+    other_features = [torch.randn_like(f) for f in features]
+    full = build_model(name, **small).body.eval()
+    no_maps = build_model(name, **small, use_feature_maps=False).body.eval()
+    no_latent = build_model(name, **small, use_latent=False).body.eval()
+    with torch.no_grad():
+        assert torch.equal(no_maps(image, latent, features), no_maps(image, latent, other_features))
+        assert not torch.equal(no_maps(image, latent, features), no_maps(image, other_latent, features))
+        assert torch.equal(no_latent(image, latent, features), no_latent(image, other_latent, features))
+        assert not torch.equal(no_latent(image, latent, features), no_latent(image, latent, other_features))
+        assert not torch.equal(full(image, latent, features), full(image, other_latent, features))
+    keys = set(full.state_dict())
+    assert keys - set(no_maps.state_dict()) == {k for k in keys if k.startswith("feature_adapters.")}
+    assert keys - set(no_latent.state_dict()) == {k for k in keys if k.startswith("latent_projection.")}

@@ -90,7 +90,8 @@ class ConStyleNAFNet(ConStyleRestorer):
     ``encoder_blocks`` / ``decoder_blocks`` count blocks per level, level 1 first (the decoder runs them
     deepest first: 9, 8, 7 by default). There are no refinement blocks: the last decoder level feeds the output
     conv. ``contrastive`` adds the momentum encoder and queue for training; ``constyle_options`` go to
-    :class:`~irconstyle.models.constyle.ConStyle`.
+    :class:`~irconstyle.models.constyle.ConStyle`; ``use_feature_maps`` / ``use_latent`` are the ablations of
+    :class:`~irconstyle.models.unet.ConStyleUNet`.
     """
 
     def __init__(
@@ -102,6 +103,8 @@ class ConStyleNAFNet(ConStyleRestorer):
         decoder_blocks: Sequence[int] = (7, 8, 9),
         contrastive: bool = False,
         constyle_options: Mapping[str, Any] | None = None,
+        use_feature_maps: bool = True,
+        use_latent: bool = True,
     ) -> None:
         body = ConStyleUNet(
             width=width,
@@ -112,6 +115,8 @@ class ConStyleNAFNet(ConStyleRestorer):
             make_blocks=nafnet_blocks,
             adapter_activation="leaky_relu",
             channels_last=True,
+            use_feature_maps=use_feature_maps,
+            use_latent=use_latent,
         )
         super().__init__(body, contrastive=contrastive, constyle_options=constyle_options)
 

@@ -292,7 +292,8 @@ class ConStyleRestormer(ConStyleRestorer):
     first: 6, 6, 4 by default). ``heads`` gives the attention heads of levels 1, 2, 3 and the bottleneck; a
     decoder level and its encoder level share a head count, and the refinement blocks use level 1's. ``bias``
     applies to the blocks, the latent-fusion conv and the output conv. ``contrastive`` adds the momentum
-    encoder and queue for training; ``constyle_options`` go to :class:`~irconstyle.models.constyle.ConStyle`.
+    encoder and queue for training; ``constyle_options`` go to :class:`~irconstyle.models.constyle.ConStyle`;
+    ``use_feature_maps`` / ``use_latent`` are the ablations of :class:`~irconstyle.models.unet.ConStyleUNet`.
     """
 
     def __init__(
@@ -309,6 +310,8 @@ class ConStyleRestormer(ConStyleRestorer):
         layer_norm: LayerNormType = "WithBias",
         contrastive: bool = False,
         constyle_options: Mapping[str, Any] | None = None,
+        use_feature_maps: bool = True,
+        use_latent: bool = True,
     ) -> None:
         heads = _check_counts("heads", heads, 4, minimum=1)
         stage_heads = {
@@ -342,5 +345,7 @@ class ConStyleRestormer(ConStyleRestorer):
             adapter_activation="prelu",
             channels_last=True,
             fusion_output_bias=bias,
+            use_feature_maps=use_feature_maps,
+            use_latent=use_latent,
         )
         super().__init__(body, contrastive=contrastive, constyle_options=constyle_options)

@@ -51,6 +51,9 @@ class ConStyleUNet(nn.Module):
     runs the body in channels-last memory format (faster for convolutional blocks on CPU); the result is
     returned in the ordinary contiguous format either way. ``fusion_output_bias`` gives the latent-fusion
     1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``).
+    ``use_feature_maps=False`` and ``use_latent=False`` are ablations (not in the paper's models): the levels get
+    zeros in place of ConStyle's maps (no adapters), or the bottleneck's modulation factor is fixed at 1 (no
+    latent projection); every other layer keeps its shape.
     Spatial sizes must be multiples of 8, and the features must be at 1/2, 1/4 and 1/8 of the image size.
     """
 
@@ -71,6 +74,8 @@ class ConStyleUNet(nn.Module):
         image_channels: int = 3,
         channels_last: bool = False,
         fusion_output_bias: bool = False,
+        use_feature_maps: bool = True,
+        use_latent: bool = True,
     ) -> None:
         super().__init__()
         if len(encoder_blocks) != 3 or len(decoder_blocks) != 3 or len(feature_channels) != 3:
@@ -87,7 +92,11 @@ class ConStyleUNet(nn.Module):
         self.channels_last = channels_last
         c = width
         self.stem = nn.Conv2d(image_channels, c, 3, padding=1, bias=False)
-        self.feature_adapters = nn.ModuleList(feature_adapter(n, c, adapter_activation) for n in feature_channels)
+        self.feature_adapters = (
+            nn.ModuleList(feature_adapter(n, c, adapter_activation) for n in feature_channels)
+            if use_feature_maps
+            else None
+        )
 
         self.encoder1 = make_blocks(c, encoder_blocks[0], "encoder1")
         self.down1 = pixel_unshuffle_down(c)
@@ -97,7 +106,7 @@ class ConStyleUNet(nn.Module):
         self.down3 = pixel_unshuffle_down(3 * c)
 
         self.bottleneck = make_blocks(4 * c, bottleneck_blocks, "bottleneck")
-        self.latent_projection = nn.Linear(latent_dim, 4 * c)
+        self.latent_projection = nn.Linear(latent_dim, 4 * c) if use_latent else None
         self.latent_fusion = nn.Conv2d(8 * c, 3 * c, 1, bias=fusion_output_bias)
 
         self.up3 = pixel_shuffle_up(3 * c)
@@ -120,20 +129,27 @@ class ConStyleUNet(nn.Module):
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
             features = [feature.contiguous(memory_format=torch.channels_last) for feature in features]
-        maps = [adapter(feature) for adapter, feature in zip(self.feature_adapters, features, strict=True)]
+        maps = self._feature_maps(image, features)
 
         level1 = self.encoder1(self.stem(image))
         level2 = self.encoder2(torch.cat([self.down1(level1), maps[0]], dim=1))
         level3 = self.encoder3(torch.cat([self.down2(level2), maps[1]], dim=1))
         x = self.bottleneck(torch.cat([self.down3(level3), maps[2]], dim=1))
 
-        modulation = self.latent_projection(latent_q)[:, :, None, None]
-        x = self.latent_fusion(torch.cat([x, x * modulation], dim=1))
+        modulated = x if self.latent_projection is None else x * self.latent_projection(latent_q)[:, :, None, None]
+        x = self.latent_fusion(torch.cat([x, modulated], dim=1))
 
         x = self.decoder3(self.merge3(torch.cat([self.up3(x), level3], dim=1)))
         x = self.decoder2(self.merge2(torch.cat([self.up2(x), level2], dim=1)))
         x = self.decoder1(self.merge1(torch.cat([self.up1(x), level1], dim=1)))
         return (self.output(self.refinement(x)) + image).contiguous()
+
+    def _feature_maps(self, image: torch.Tensor, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if self.feature_adapters is not None:
+            return [adapter(feature) for adapter, feature in zip(self.feature_adapters, features, strict=True)]
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        shapes = [(image.shape[0], self.stem.out_channels, *feature.shape[-2:]) for feature in features]
+        return [image.new_zeros(shape).contiguous(memory_format=layout) for shape in shapes]
 
 
 def check_body_inputs(
