@@ -155,3 +155,20 @@ def test_training_forward_backpropagates_into_body_and_encoder():
     assert model.constyle.encoder.stage1[0][0].weight.grad is not None
     assert model.constyle.key_encoder.stage1[0][0].weight.grad is None
     assert contrast.logits.shape == (4, 17)
+
+
+def test_nafblock_batch_of_one_and_batches_agree():
+    """A batch of one takes the fused per-image projection, larger batches a batched matrix product; both give
+    each image the same result (up to fp32 rounding of values of order 10), with and without gradients."""
+    torch.manual_seed(0)
+    block = NAFBlock(16).eval()
+    for parameter in (block.mixer_scale, block.ffn_scale):
+        torch.nn.init.normal_(parameter)
+    images = torch.randn(2, 16, 12, 20).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        together = block(images)
+        alone = torch.cat([block(images[i : i + 1].contiguous(memory_format=torch.channels_last)) for i in range(2)])
+    torch.testing.assert_close(alone, together, rtol=0, atol=1e-5)
+    assert together.is_contiguous(memory_format=torch.channels_last)
+    with_grad = block(images[:1].contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(with_grad.detach(), alone[:1], rtol=0, atol=1e-5)

@@ -7,6 +7,55 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether oneDNN's matrix product with a fused epilogue (``torch.ops.mkldnn._linear_pointwise``) can stand
+    in for a linear layer: fp32 CPU tensors, a contiguous weight (strided ones take a very slow path), no
+    autocast, and no gradient needed (the op has no backward)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and weight.is_contiguous()
+        and torch.backends.mkldnn.is_available()
+        and not torch.is_autocast_enabled("cpu")
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+    )
+
+
+def fused_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, residual: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``residual + (x·Wᵀ + b)`` over the last dimension of ``x``.
+
+    Where :func:`onednn_fusable` allows, oneDNN adds the bias and the residual inside the matrix product, so
+    neither takes a pass over the output; otherwise torch's ops compute the same sums in the same order.
+    """
+    if onednn_fusable(x, weight) and (residual is None or residual.is_contiguous()):
+        if residual is None:
+            return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+    out = F.linear(x, weight, bias)
+    return out if residual is None else residual + out
+
+
+def pointwise_conv(
+    x: torch.Tensor, conv: nn.Conv2d | torch.Tensor, bias: torch.Tensor | None = None, *,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``residual + conv1x1(x)`` for B×C×H×W maps; ``conv`` is a 1×1 ``nn.Conv2d`` or an O×C×1×1 weight (then
+    ``bias`` is its bias).
+
+    Channels-last maps run as :func:`fused_linear` on their B×H×W×C view (no copy, the bias and residual fused
+    where oneDNN allows) and come back channels-last; other layouts go through ``F.conv2d``.
+    """
+    weight, bias = (conv.weight, conv.bias) if isinstance(conv, nn.Conv2d) else (conv, bias)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        rows = x.permute(0, 2, 3, 1)
+        shortcut = None if residual is None else residual.permute(0, 2, 3, 1)
+        return fused_linear(rows, weight.flatten(1), bias, residual=shortcut).permute(0, 3, 1, 2)
+    out = F.conv2d(x, weight, bias)
+    return out if residual is None else residual + out
+
+
 class LayerNorm2d(nn.Module):
     """Layer normalisation over the channels of a B×C×H×W tensor, separately at every pixel.
 

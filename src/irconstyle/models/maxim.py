@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
+from irconstyle.models.layers import onednn_fusable
 from irconstyle.models.unet import check_body_inputs, feature_adapter, pixel_shuffle_up, pixel_unshuffle_down
 
 Size = tuple[int, int]
@@ -101,16 +102,7 @@ def _linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
     The exact GELU keeps torch's kernels, so the models that use it keep their bits.
     """
-    fusable = (
-        approximate == "tanh"
-        and x.device.type == "cpu"
-        and x.dtype == weight.dtype == torch.float32
-        and weight.is_contiguous()
-        and torch.backends.mkldnn.is_available()
-        and not torch.is_autocast_enabled("cpu")
-        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-    )
-    if fusable:
+    if approximate == "tanh" and onednn_fusable(x, weight):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
     return F.gelu(F.linear(x, weight, bias), approximate=approximate)
 

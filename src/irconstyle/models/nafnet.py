@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle.models.constyle import ConStyleRestorer
-from irconstyle.models.layers import LayerNorm2d
+from irconstyle.models.layers import LayerNorm2d, pointwise_conv
 from irconstyle.models.unet import ConStyleUNet
 
 
@@ -53,19 +53,23 @@ class NAFBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
-        mixed = simple_gate(self.depthwise(self.expand(self.mixer_norm(x))))
-        # project(mixed · attention) · mixer_scale as one batched matrix product over the pixels: the channel
+        mixed = simple_gate(self.depthwise(pointwise_conv(self.mixer_norm(x), self.expand)))
+        # project(mixed · attention) · mixer_scale as one matrix product over the pixels per image: the channel
         # attention and the layer scale are folded into a C×C weight per image, so neither takes a pass over
-        # the map (forward or backward). The residual is added separately, so it stays fp32 under autocast.
+        # the map (forward or backward). The residual is added separately under autocast, so it stays fp32.
         scale = self.mixer_scale.flatten()
         weight = self.project.weight.flatten(1) * scale[:, None]
-        mixing = (weight * self._channel_weights(mixed)[:, None, :]).transpose(1, 2)
-        update = torch.baddbmm((self.project.bias * scale)[None, None], _pixel_rows(mixed), mixing)
-        x = x + update.view(batch, height, width, channels).permute(0, 3, 1, 2)
+        per_image = weight * self._channel_weights(mixed)[:, None, :]
+        bias = self.project.bias * scale
+        if batch == 1:
+            x = pointwise_conv(mixed, per_image[0, :, :, None, None], bias, residual=x)
+        else:
+            update = torch.baddbmm(bias[None, None], _pixel_rows(mixed), per_image.transpose(1, 2))
+            x = x + update.view(batch, height, width, channels).permute(0, 3, 1, 2)
         # The feed-forward layer scale is folded into its projection the same way.
-        fed = simple_gate(self.ffn_expand(self.ffn_norm(x)))
+        fed = simple_gate(pointwise_conv(self.ffn_norm(x), self.ffn_expand))
         scale = self.ffn_scale.view(-1, 1, 1, 1)
-        return x + F.conv2d(fed, self.ffn_project.weight * scale, self.ffn_project.bias * scale.flatten())
+        return pointwise_conv(fed, self.ffn_project.weight * scale, self.ffn_project.bias * scale.flatten(), residual=x)
 
     def _channel_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Simplified channel attention, B×C: a 1×1 conv (as a matrix product) of the global average."""
