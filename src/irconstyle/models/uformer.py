@@ -78,14 +78,14 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int, device
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     """B×H×W×C -> (B·windows)×w×w×C, windows in row-major order within each image."""
     batch, height, width, channels = x.shape
-    x = x.view(batch, height // window, window, width // window, window, channels)
+    x = x.reshape(batch, height // window, window, width // window, window, channels)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, channels)
 
 
 def window_merge(windows: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
     """The inverse of :func:`window_partition`: (B·windows)×w×w×C -> B×H×W×C."""
     channels = windows.shape[-1]
-    x = windows.view(-1, height // window, width // window, window, window, channels)
+    x = windows.reshape(-1, height // window, width // window, window, window, channels)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, channels)
 
 
@@ -323,7 +323,7 @@ class LeWinBlock(nn.Module):
         if self.shift:
             x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
             mask = shifted_window_mask(height, width, self.window, self.shift, x.device).to(x.dtype)
-        windows = window_partition(x, self.window).view(-1, self.window * self.window, channels)
+        windows = window_partition(x, self.window).reshape(-1, self.window * self.window, channels)
         if self.window_modulator is not None:
             windows = windows + self.window_modulator
         windows = self.attention(windows, mask)
@@ -399,7 +399,7 @@ def _drop_path_schedule(depths: Sequence[int], rate: float, encoder_levels: int)
             f"depths {list(depths)}: the decoder has more blocks ({sum(decoder)}) than the encoder "
             f"({encoder_total}); the published drop-path schedule (the encoder's, reversed) has no rate for them"
         )
-    ramp = torch.linspace(0, rate, encoder_total).tolist()
+    ramp = torch.linspace(0, rate, encoder_total, device="cpu").tolist()
     stages, start = [], 0
     for count in depths[:encoder_levels]:
         stages.append(ramp[start : start + count])
