@@ -25,7 +25,7 @@ MODELS: dict[str, ModelEntry] = {
     "constyle_nafnet": ModelEntry(ConStyleNAFNet, "ConStyle + NAFNet-block U-Net (CNN), paper size"),
     "constyle_restormer": ModelEntry(ConStyleRestormer, "ConStyle + Restormer-block U-Net (transformer), paper size"),
     "constyle_maxim": ModelEntry(ConStyleMaxim, "ConStyle + MAXIM-block U-Net (MLP), paper size"),
-    "constyle_uformer": ModelEntry(ConStyleUformer, "ConStyle + Uformer LeWin-block U-Net (window transformer), paper size"),
+    "constyle_uformer": ModelEntry(ConStyleUformer, "ConStyle + Uformer LeWin-block U-Net (window transformer)"),
     "nafnet": ModelEntry(NAFNet, "Origin NAFNet baseline, the IRConStyle repo's configuration"),
     "restormer": ModelEntry(Restormer, "Origin Restormer baseline, standard configuration"),
     "maxim": ModelEntry(Maxim, "Origin MAXIM-1S baseline"),

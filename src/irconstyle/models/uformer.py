@@ -30,9 +30,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
+from irconstyle.models.restormer import _check_counts
 from irconstyle.models.unet import ConStyleUNet
 
-TokenMlp = Literal["leff", "fastleff", "mlp", "ffn"]
+TokenMlpKind = Literal["leff", "fastleff", "mlp", "ffn"]
 TokenProjection = Literal["linear", "conv"]
 _TOKEN_MLPS = ("leff", "fastleff", "mlp", "ffn")
 _TOKEN_PROJECTIONS = ("linear", "conv")
@@ -109,8 +110,8 @@ class WindowAttention(nn.Module):
     ``forward(windows, mask)`` takes (B·windows)×w²×C tokens; ``mask`` (windows×w²×w², additive) is the
     shifted-window mask or None. ``token_projection="linear"`` computes q, k, v by linear maps;
     ``"conv"`` by a :class:`SeparableConv2d` each, over the w×w window (zero-padded at its border), biases
-    always on: the published conv projection, which no longer runs as published (its bias flag lands in
-    the depthwise conv's dilation, which was read as 1 by the PyTorch versions it ran on).
+    always on and dilation 1: the published conv projection, whose code passes its bias flag where the
+    depthwise conv's dilation goes (``True``, i.e. 1; current PyTorch rejects it, so it no longer runs).
     ``qk_scale`` replaces the usual 1/√(head dim) when given (and non-zero, as published).
     """
 
@@ -267,7 +268,7 @@ class LeWinBlock(nn.Module):
         attention_dropout: float = 0.0,
         drop_path_rate: float = 0.0,
         token_projection: TokenProjection = "linear",
-        token_mlp: TokenMlp = "leff",
+        token_mlp: TokenMlpKind = "leff",
         modulator: bool = False,
         cross_modulator: bool = False,
     ) -> None:
@@ -412,13 +413,6 @@ def _drop_path_schedule(depths: Sequence[int], rate: float, encoder_levels: int)
     return stages
 
 
-def _check_list(name: str, values: Sequence[int], length: int, *, minimum: int) -> list[int]:
-    values = list(values)
-    if len(values) != length or any(not isinstance(v, int) or v < minimum for v in values):
-        raise ValueError(f"{name} must be {length} integers of at least {minimum}, got {values}")
-    return values
-
-
 def _size_multiple(img_size: int, window_size: int, levels: int, downsamplings: int) -> int:
     """The side multiple every level's window and every downsampling needs."""
     multiple = 1 << downsamplings
@@ -458,15 +452,15 @@ class Uformer(nn.Module):
         attention_dropout: float = 0.0,
         drop_path_rate: float = 0.1,
         token_projection: TokenProjection = "linear",
-        token_mlp: TokenMlp = "leff",
+        token_mlp: TokenMlpKind = "leff",
         shifted_windows: bool = True,
         modulator: bool = False,
         cross_modulator: bool = False,
         gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        depths = _check_list("depths", depths, 9, minimum=0)
-        heads = _check_list("heads", heads, 9, minimum=1)
+        depths = _check_counts("depths", depths, 9, minimum=0)
+        heads = _check_counts("heads", heads, 9, minimum=1)
         if in_channels == 3 and out_channels != 3:
             raise ValueError(f"out_channels must be 3 for the image residual with 3 input channels, got {out_channels}")
         self.residual = in_channels == 3
@@ -553,7 +547,7 @@ class ConStyleUformer(ConStyleRestorer):
         attention_dropout: float = 0.0,
         drop_path_rate: float = 0.1,
         token_projection: TokenProjection = "linear",
-        token_mlp: TokenMlp = "leff",
+        token_mlp: TokenMlpKind = "leff",
         shifted_windows: bool = True,
         modulator: bool = True,
         cross_modulator: bool = False,
@@ -561,8 +555,8 @@ class ConStyleUformer(ConStyleRestorer):
         contrastive: bool = False,
         constyle_options: Mapping[str, Any] | None = None,
     ) -> None:
-        depths = _check_list("depths", depths, 7, minimum=0)
-        heads = _check_list("heads", heads, 7, minimum=1)
+        depths = _check_counts("depths", depths, 7, minimum=0)
+        heads = _check_counts("heads", heads, 7, minimum=1)
         rates = _drop_path_schedule(depths, drop_path_rate, 3)
         # Stage name -> index in the U-ordered depths/heads, and resolution level.
         stages = {
