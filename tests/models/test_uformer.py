@@ -19,6 +19,7 @@ from irconstyle.models.uformer import (
     ConStyleUformer,
     LeWinBlock,
     LeWinStage,
+    LocallyEnhancedFeedForward,
     Uformer,
     WindowAttention,
     drop_path,
@@ -261,14 +262,26 @@ def _official(ours: dict) -> dict:
     return {names[key]: value for key, value in ours.items()}
 
 
-@pytest.mark.parametrize(("fast", "plain"), [("fastleff", "leff"), ("ffn", "mlp")])
-def test_token_mlp_aliases_compute_the_same(fast, plain):
-    one = _randomize(Uformer(**SMALL_UFORMER, token_mlp=fast)).eval()
-    other = Uformer(**SMALL_UFORMER, token_mlp=plain).eval()
-    other.load_state_dict(one.state_dict())
+def test_token_mlp_variants():
+    leff = _randomize(Uformer(**SMALL_UFORMER, token_mlp="leff")).eval()
+    fast = Uformer(**SMALL_UFORMER, token_mlp="fastleff").eval()
+    # "fastleff": LeFF whose depthwise conv has no bias (the compiled kernel the published one used has none).
+    fast_state = {k: v for k, v in leff.state_dict().items() if not k.endswith("feedforward.depthwise.bias")}
+    fast.load_state_dict(fast_state)  # strict: exactly the LeFF keys less the depthwise biases
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(one(x), other(x), rtol=0, atol=0)
+        assert (fast(x) - leff(x)).abs().max() > 1e-3
+        for module in leff.modules():
+            if isinstance(module, LocallyEnhancedFeedForward):
+                module.depthwise.bias.zero_()
+        torch.testing.assert_close(fast(x), leff(x), rtol=0, atol=0)
+    # "mlp" and "ffn" are two names of the plain MLP: no depthwise conv at all.
+    mlp = _randomize(Uformer(**SMALL_UFORMER, token_mlp="mlp")).eval()
+    ffn = Uformer(**SMALL_UFORMER, token_mlp="ffn").eval()
+    ffn.load_state_dict(mlp.state_dict())
+    assert not any("depthwise" in key for key in mlp.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(mlp(x), ffn(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="token_mlp"):
         Uformer(**SMALL_UFORMER, token_mlp="conv")
     with pytest.raises(ValueError, match="token_projection"):

@@ -214,12 +214,15 @@ class CrossModulatorAttention(nn.Module):
 
 
 class LocallyEnhancedFeedForward(nn.Module):
-    """LeFF: linear up, GELU, depthwise 3×3 conv over the map, GELU, linear down (B×H×W×C in and out)."""
+    """LeFF: linear up, GELU, depthwise 3×3 conv over the map, GELU, linear down (B×H×W×C in and out).
 
-    def __init__(self, channels: int, hidden: int) -> None:
+    ``depthwise_bias=False`` is the published "fastleff" variant, whose compiled depthwise conv has no bias.
+    """
+
+    def __init__(self, channels: int, hidden: int, *, depthwise_bias: bool = True) -> None:
         super().__init__()
         self.expand = nn.Linear(channels, hidden)
-        self.depthwise = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.depthwise = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=depthwise_bias)
         self.project = nn.Linear(hidden, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,8 +252,9 @@ class LeWinBlock(nn.Module):
     modulator is sized by the configured ``window_size``, as published). ``cross_modulator`` first adds a cross
     attention to ``window_size²`` learned tokens. As published, that cross attention reads the
     un-normalised tokens: ``cross_norm`` is kept so the published checkpoints load, but it does not change
-    the output. ``token_mlp`` "leff" and "fastleff" are the same computation (the latter named a compiled
-    depthwise-conv kernel), "mlp" and "ffn" the plain MLP.
+    the output. ``token_mlp`` is "leff" (:class:`LocallyEnhancedFeedForward`), "fastleff" (the same without
+    the depthwise conv's bias: the published one ran a compiled kernel that has none) or "mlp" / "ffn" (two
+    names for the plain MLP).
     """
 
     def __init__(
@@ -306,7 +310,9 @@ class LeWinBlock(nn.Module):
         self.mlp_norm = nn.LayerNorm(channels)
         hidden = int(channels * mlp_ratio)
         if token_mlp in ("leff", "fastleff"):
-            self.feedforward: nn.Module = LocallyEnhancedFeedForward(channels, hidden)
+            self.feedforward: nn.Module = LocallyEnhancedFeedForward(
+                channels, hidden, depthwise_bias=token_mlp == "leff"
+            )
         else:
             self.feedforward = TokenMlp(channels, hidden, dropout=dropout)
 
