@@ -149,6 +149,10 @@ def test_size_multiple_follows_the_windows_of_every_level():
     assert Uformer(width=4, depths=[0] * 9).size_multiple == 128  # 2⁴ × 8
     # img_size 32, window 8: levels 1/4 and 1/8 (sides 8 and 4) clamp their windows to 8 and 4.
     assert ConStyleUformer(img_size=32, width=4, depths=[0] * 7).size_multiple == 32
+    with pytest.raises(ValueError, match="img_size must be at least 16"):
+        Uformer(img_size=8)
+    with pytest.raises(ValueError, match="img_size must be at least 8"):
+        ConStyleUformer(img_size=4)
 
 
 def test_unshifted_block_on_a_non_square_map_is_two_square_blocks():

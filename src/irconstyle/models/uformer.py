@@ -421,6 +421,8 @@ def _drop_path_schedule(depths: Sequence[int], rate: float, encoder_levels: int)
 
 def _size_multiple(img_size: int, window_size: int, levels: int, downsamplings: int) -> int:
     """The side multiple every level's window and every downsampling needs."""
+    if img_size >> (levels - 1) < 1:
+        raise ValueError(f"img_size must be at least {1 << (levels - 1)} (a pixel at the last level), got {img_size}")
     multiple = 1 << downsamplings
     for level in range(levels):
         multiple = math.lcm(multiple, level_window(img_size, level, window_size) << level)
@@ -563,6 +565,7 @@ class ConStyleUformer(ConStyleRestorer):
     ) -> None:
         depths = _check_counts("depths", depths, 7, minimum=0)
         heads = _check_counts("heads", heads, 7, minimum=1)
+        size_multiple = _size_multiple(img_size, window_size, 4, 3)
         rates = _drop_path_schedule(depths, drop_path_rate, 3)
         # Stage name -> index in the U-ordered depths/heads, and resolution level.
         stages = {
@@ -596,6 +599,6 @@ class ConStyleUformer(ConStyleRestorer):
             stem_leaky_slope=0.01,
             output_bias=True,
         )
-        body.size_multiple = _size_multiple(img_size, window_size, 4, 3)
+        body.size_multiple = size_multiple
         super().__init__(body, contrastive=contrastive, constyle_options=constyle_options)
         self.size_multiple = body.size_multiple
