@@ -53,7 +53,8 @@ class ConStyleUNet(nn.Module):
     1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``);
     ``output_bias`` sets the output conv's alone. ``stem_bias`` gives the stem conv a bias and
     ``stem_leaky_slope`` puts a LeakyReLU of that slope after it (the Uformer variant has both).
-    Spatial sizes must be multiples of 8, and the features must be at 1/2, 1/4 and 1/8 of the image size.
+    Spatial sizes must be multiples of :attr:`size_multiple` (8; a body whose blocks need more sets its own),
+    and the features must be at 1/2, 1/4 and 1/8 of the image size.
     """
 
     size_multiple = 8
