@@ -145,6 +145,48 @@ _MAXIM_KEYWORDS = {
     "dropout_rate": "dropout",
 }
 
+# Uformer's LeWin blocks (models/uformer.py), shared by the Origin Uformer and ConStyleUformer. The relative
+# position index buffers are stored by the published code; they load onto ours (the same values).
+_LEWIN_BLOCK_KEY_RULES = [
+    (r"\.cross_attn\.", ".cross_attention."),
+    (r"\.attn\.", ".attention."),
+    (r"\.relative_position_bias_table$", ".position_bias_table"),
+    (r"\.relative_position_index$", ".position_index"),
+    (r"\.qkv\.to_q\.", ".query."),
+    (r"\.qkv\.to_kv\.", ".key_value."),
+    (r"\.qkv\.to_k\.", ".key."),
+    (r"\.qkv\.to_v\.", ".value."),
+    (r"\.proj\.", ".project."),
+    (r"\.norm1\.", ".attention_norm."),
+    (r"\.norm2\.", ".mlp_norm."),
+    (r"\.norm_cross\.", ".cross_norm."),
+    (r"\.modulator\.weight$", ".window_modulator"),
+    (r"\.cross_modulator\.weight$", ".cross_modulator"),
+    (r"\.mlp\.(?:linear1\.0|fc1)\.", ".feedforward.expand."),
+    (r"\.mlp\.dwconv\.0\.", ".feedforward.depthwise."),
+    (r"\.mlp\.(?:linear2\.0|fc2)\.", ".feedforward.project."),
+]
+# Uformer's constructor keywords, shared by both variants. ``norm_layer``, ``dowsample`` / ``upsample`` (classes)
+# and ``patch_norm`` (unused by the published code) are left out.
+_UFORMER_KEYWORDS = {
+    "img_size": "img_size",
+    "depths": "depths",
+    "num_heads": "heads",
+    "win_size": "window_size",
+    "mlp_ratio": "mlp_ratio",
+    "qkv_bias": "qkv_bias",
+    "qk_scale": "qk_scale",
+    "drop_rate": "dropout",
+    "attn_drop_rate": "attention_dropout",
+    "drop_path_rate": "drop_path_rate",
+    "use_checkpoint": "gradient_checkpointing",
+    "token_projection": "token_projection",
+    "token_mlp": "token_mlp",
+    "shift_flag": "shifted_windows",
+    "modulator": "modulator",
+    "cross_modulator": "cross_modulator",
+}
+
 ARCHITECTURES: dict[str, OfficialArchitecture] = {
     # The authors' ``img_channel`` is left out: their ConStyle encoder and output conv are RGB-only anyway.
     "ConStyleNAFNet": OfficialArchitecture(
@@ -199,6 +241,19 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
             *_MAXIM_BLOCK_KEY_RULES,
         ],
     ),
+    # ``in_chans`` / ``dd_in`` are left out: the ConStyle encoder and the image residual are RGB-only.
+    "ConStyleUformer": OfficialArchitecture(
+        name="constyle_uformer",
+        keywords={**_CONSTYLE_KEYWORDS, **_UFORMER_KEYWORDS, "dim": "width"},
+        key_rules=[
+            *_CONSTYLE_KEY_RULES,
+            (r"^Preprocess_Module\.proj\.0\.", "body.stem."),
+            (r"^local_fusion\.fusion\.", "body.latent_fusion."),
+            (r"^Finetune_Module\.proj\.0\.", "body.output."),
+            *_CONSTYLE_UNET_KEY_RULES,
+            *_LEWIN_BLOCK_KEY_RULES,
+        ],
+    ),
     "NAFNet": OfficialArchitecture(
         name="nafnet",
         keywords={
@@ -236,6 +291,20 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
             (r"^decoder_level(\d)\.", r"decoder\1."),
             (r"^skip_conv\.", "dual_pixel_skip."),
             *_RESTORMER_BLOCK_KEY_RULES,
+        ],
+    ),
+    "Uformer": OfficialArchitecture(
+        name="uformer",
+        keywords={**_UFORMER_KEYWORDS, "dd_in": "in_channels", "in_chans": "out_channels", "embed_dim": "width"},
+        key_rules=[
+            (r"^input_proj\.proj\.0\.", "stem."),
+            (r"^output_proj\.proj\.0\.", "output."),
+            (r"^encoderlayer_(\d)\.", r"encoders.\1."),
+            (r"^dowsample_(\d)\.conv\.0\.", r"downsamples.\1."),
+            (r"^conv\.", "bottleneck."),
+            (r"^upsample_(\d)\.deconv\.0\.", r"upsamples.\1."),
+            (r"^decoderlayer_(\d)\.", r"decoders.\1."),
+            *_LEWIN_BLOCK_KEY_RULES,
         ],
     ),
     "Maxim": OfficialArchitecture(

@@ -11,6 +11,7 @@ from torch import nn
 from irconstyle.models.maxim import ConStyleMaxim, Maxim, MaximMultiStage
 from irconstyle.models.nafnet import ConStyleNAFNet, NAFNet
 from irconstyle.models.restormer import ConStyleRestormer, Restormer
+from irconstyle.models.uformer import ConStyleUformer, Uformer
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,11 @@ MODELS: dict[str, ModelEntry] = {
     "constyle_nafnet": ModelEntry(ConStyleNAFNet, "ConStyle + NAFNet-block U-Net (CNN), paper size"),
     "constyle_restormer": ModelEntry(ConStyleRestormer, "ConStyle + Restormer-block U-Net (transformer), paper size"),
     "constyle_maxim": ModelEntry(ConStyleMaxim, "ConStyle + MAXIM-block U-Net (MLP), paper size"),
+    "constyle_uformer": ModelEntry(ConStyleUformer, "ConStyle + Uformer LeWin-block U-Net (window transformer)"),
     "nafnet": ModelEntry(NAFNet, "Origin NAFNet baseline, the IRConStyle repo's configuration"),
     "restormer": ModelEntry(Restormer, "Origin Restormer baseline, standard configuration"),
     "maxim": ModelEntry(Maxim, "Origin MAXIM-1S baseline"),
+    "uformer": ModelEntry(Uformer, "Origin Uformer baseline, the published constructor defaults (modulator off)"),
     "maxim_multistage": ModelEntry(
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights"
     ),

@@ -50,11 +50,14 @@ class ConStyleUNet(nn.Module):
     the NAFNet/MAXIM variants, ``"prelu"`` (one slope per channel) in the Restormer variant. ``channels_last``
     runs the body in channels-last memory format (faster for convolutional blocks on CPU); the result is
     returned in the ordinary contiguous format either way. ``fusion_output_bias`` gives the latent-fusion
-    1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``).
+    1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``);
+    ``output_bias`` sets the output conv's alone. ``stem_bias`` gives the stem conv a bias and
+    ``stem_leaky_slope`` puts a LeakyReLU of that slope after it (the Uformer variant has both).
     ``use_feature_maps=False`` and ``use_latent=False`` are ablations (not in the paper's models): the levels get
     zeros in place of ConStyle's maps (no adapters), or the bottleneck's modulation factor is fixed at 1 (no
     latent projection); every other layer keeps its shape.
-    Spatial sizes must be multiples of 8, and the features must be at 1/2, 1/4 and 1/8 of the image size.
+    Spatial sizes must be multiples of :attr:`size_multiple` (8; a body whose blocks need more sets its own),
+    and the features must be at 1/2, 1/4 and 1/8 of the image size.
     """
 
     size_multiple = 8
@@ -74,6 +77,9 @@ class ConStyleUNet(nn.Module):
         image_channels: int = 3,
         channels_last: bool = False,
         fusion_output_bias: bool = False,
+        output_bias: bool | None = None,
+        stem_bias: bool = False,
+        stem_leaky_slope: float | None = None,
         use_feature_maps: bool = True,
         use_latent: bool = True,
     ) -> None:
@@ -91,7 +97,8 @@ class ConStyleUNet(nn.Module):
             )
         self.channels_last = channels_last
         c = width
-        self.stem = nn.Conv2d(image_channels, c, 3, padding=1, bias=False)
+        self.stem = nn.Conv2d(image_channels, c, 3, padding=1, bias=stem_bias)
+        self.stem_activation = nn.Identity() if stem_leaky_slope is None else nn.LeakyReLU(stem_leaky_slope)
         self.feature_adapters = (
             nn.ModuleList(feature_adapter(n, c, adapter_activation) for n in feature_channels)
             if use_feature_maps
@@ -120,7 +127,8 @@ class ConStyleUNet(nn.Module):
         self.decoder1 = make_blocks(2 * c, decoder_blocks[0], "decoder1")
 
         self.refinement = make_blocks(2 * c, refinement_blocks, "refinement")
-        self.output = nn.Conv2d(2 * c, image_channels, 3, padding=1, bias=fusion_output_bias)
+        output_bias = fusion_output_bias if output_bias is None else output_bias
+        self.output = nn.Conv2d(2 * c, image_channels, 3, padding=1, bias=output_bias)
 
     def forward(
         self, image: torch.Tensor, latent_q: torch.Tensor, features: Sequence[torch.Tensor]
@@ -131,7 +139,7 @@ class ConStyleUNet(nn.Module):
             features = [feature.contiguous(memory_format=torch.channels_last) for feature in features]
         maps = self._feature_maps(image, features)
 
-        level1 = self.encoder1(self.stem(image))
+        level1 = self.encoder1(self.stem_activation(self.stem(image)))
         level2 = self.encoder2(torch.cat([self.down1(level1), maps[0]], dim=1))
         level3 = self.encoder3(torch.cat([self.down2(level2), maps[1]], dim=1))
         x = self.bottleneck(torch.cat([self.down3(level3), maps[2]], dim=1))
