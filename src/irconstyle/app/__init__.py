@@ -6,7 +6,7 @@ It needs the optional dependencies Starlette and uvicorn: ``pip install irconsty
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import socket
 import threading
 import time
@@ -25,7 +25,12 @@ class ServeError(OSError):
 
 
 def require_app_dependencies() -> None:
-    missing = [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in REQUIREMENTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise AppDependencyError(f"the web app needs {' and '.join(missing)}: pip install irconstyle[app]")
 

@@ -162,7 +162,7 @@ def create_app(
         name = Path(request.query_params.get("name") or "photo").name[:200] or "photo"
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_upload_bytes:
-            return _error(413, _too_large(name, int(declared), max_upload_bytes))
+            return _error(413, _too_large(name, int(declared), max_upload_mb))
         upload_id = workspace().new_id()
         path = workspace().upload_path(upload_id)
         received = 0
@@ -171,7 +171,7 @@ def create_app(
                 async for chunk in request.stream():
                     received += len(chunk)
                     if received > max_upload_bytes:
-                        raise UploadRejected(413, _too_large(name, None, max_upload_bytes))
+                        raise UploadRejected(413, _too_large(name, None, max_upload_mb))
                     file.write(chunk)
             upload = await run_in_threadpool(_inspect, path, name, upload_id)
         except UploadRejected as error:
@@ -345,10 +345,11 @@ def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
             f"{max_pixels / 1e6:g} (irconstyle serve --max-megapixels N raises it)")
 
 
-def _too_large(name: str, size: int | None, limit: int) -> str:
+def _too_large(name: str, size: int | None, limit_mb: float) -> str:
     """``size`` None: the upload was stopped once it passed the limit, its full size is unknown."""
-    amount = f"{size / 2**20:.1f} MB is" if size is not None else "the file is"
-    return (f"{name}: {amount} over this server's upload limit of {limit / 2**20:g} MB "
+    amount = "the file is" if size is None else (
+        f"{size / 2**20:.1f} MB is" if size >= 2**20 else f"{size / 2**10:.0f} KB is")
+    return (f"{name}: {amount} over this server's upload limit of {limit_mb:g} MB "
             "(irconstyle serve --max-upload-mb N raises it)")
 
 
