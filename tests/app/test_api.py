@@ -8,11 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+from app_setup import CLEAN, DENOISE_GAIN_DB, fixed_detector, noisy_photo
 from starlette.testclient import TestClient
 
 from irconstyle.app import create_app
@@ -21,34 +21,6 @@ from irconstyle.app.workspace import TEMP_PREFIX
 from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, read_image, write_image
 from irconstyle.metrics import psnr
-
-CLEAN = Path(__file__).resolve().parents[1] / "assets" / "photos" / "val" / "chelsea.png"
-DENOISE_GAIN_DB = 3.0  # what the bundled denoiser gains at σ 25 on this photo, with margin (test_bundled_models)
-
-
-@dataclass(frozen=True)
-class FakeDetection:
-    task: str
-    confidence: float
-    scores: dict = field(default_factory=dict)
-    level: float | None = None
-
-
-def fixed_detector(task: str = "denoise", level: float | None = 25.0):
-    calls = []
-
-    def detect(image: np.ndarray) -> FakeDetection:
-        calls.append(image.shape)
-        return FakeDetection(task, 0.9, {task: 0.9, "none": 0.1}, level)
-
-    detect.calls = calls
-    return detect
-
-
-def noisy_photo(path: Path, bits: int = 8) -> Path:
-    clean = image_to_float(read_image(CLEAN))
-    write_image(path, float_to_image(degrade(clean, "denoise", {"sigma": 25.0}, 0).image, bits))
-    return path
 
 
 @pytest.fixture
@@ -186,10 +158,12 @@ def test_a_photo_over_the_pixel_limit_is_refused_before_decoding(client_for, tmp
 def test_without_a_detector_the_photo_still_uploads_and_says_why(client_for, tmp_path, monkeypatch):
     photo = noisy_photo(tmp_path / "noisy.png")
     none = upload(client_for(detector=None), photo).json()
-    assert none["detection"] is None and "unavailable" in none["detection_note"]
+    assert none["detection"] is None and none["detection_note"] == "Detection is off: choose the degradation yourself."
     monkeypatch.setitem(sys.modules, "irconstyle.detect", None)  # what a package without the detector gives
     auto = upload(client_for(detector="auto"), photo).json()
-    assert auto["detection"] is None and "irconstyle.detect cannot be imported" in auto["detection_note"]
+    assert auto["detection"] is None
+    assert auto["detection_note"] == ("Detection is unavailable (this irconstyle has no detector): "
+                                      "choose the degradation yourself.")
 
     def broken(image):
         raise RuntimeError("weights missing")

@@ -55,7 +55,7 @@ class Detector:
 
     def __init__(self, detector: Callable[[np.ndarray], Any] | str | None) -> None:
         self._detector = detector
-        self._unavailable = None if detector is not None else "detection is unavailable (no detector configured)"
+        self._unavailable = None if detector is not None else "Detection is off: choose the degradation yourself."
         self._lock = threading.Lock()
 
     def __call__(self, pixels: np.ndarray) -> tuple[dict | None, str | None]:
@@ -65,13 +65,16 @@ class Detector:
                     self._detector = importlib.import_module("irconstyle.detect").detect
                 except (ImportError, AttributeError) as error:
                     self._detector = None
-                    self._unavailable = f"detection is unavailable (irconstyle.detect cannot be imported: {error})"
+                    missing = isinstance(error, ModuleNotFoundError) and error.name == "irconstyle.detect"
+                    reason = "this irconstyle has no detector" if missing else f"irconstyle.detect: {error}"
+                    self._unavailable = f"Detection is unavailable ({reason}): choose the degradation yourself."
             if self._detector is None:
                 return None, self._unavailable
             try:
                 detection = self._detector(pixels)
             except Exception as error:  # a detector bug must not lose the upload
-                return None, f"detection failed ({type(error).__name__}: {error}); choose the degradation yourself"
+                reason = f"{type(error).__name__}: {_one_line(error)}"
+                return None, f"Detection failed ({reason}): choose the degradation yourself."
         level = getattr(detection, "level", None)
         return {
             "task": str(detection.task),
@@ -348,7 +351,7 @@ def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
 def _too_large(name: str, size: int | None, limit_mb: float) -> str:
     """``size`` None: the upload was stopped once it passed the limit, its full size is unknown."""
     amount = "the file is" if size is None else (
-        f"{size / 2**20:.1f} MB is" if size >= 2**20 else f"{size / 2**10:.0f} KB is")
+        f"{round(size / 2**20, 1):g} MB is" if size >= 2**20 else f"{size / 2**10:.0f} KB is")
     return (f"{name}: {amount} over this server's upload limit of {limit_mb:g} MB "
             "(irconstyle serve --max-upload-mb N raises it)")
 

@@ -6,7 +6,7 @@ const POLL_MS = 300;
 const state = { config: null, photos: [], selected: null, nextKey: 1 };
 const $ = (id) => document.getElementById(id);
 
-function megabytes(bytes) { return (bytes / 2 ** 20).toFixed(1) + " MB"; }
+function megabytes(bytes) { return Number((bytes / 2 ** 20).toFixed(1)) + " MB"; }
 
 function showMessage(text) {
   $("message").textContent = text || "";
@@ -139,7 +139,7 @@ function jobText(job) {
     }
     return job.phase + "…";
   }
-  if (job.state === "done") return `restored in ${job.seconds} s`;
+  if (job.state === "done") return `restored in ${job.seconds.toFixed(1)} s`;
   if (job.state === "failed") return "failed: " + job.error;
   return "cancelled";
 }
@@ -199,6 +199,18 @@ function fillSelect(select, options, value) {
   select.value = value;
 }
 
+function renderRestoreAll() {
+  $("restore-all").hidden = state.photos.filter((p) => p.upload && !p.job).length < 2;
+}
+
+// The comparison is as wide as the page allows, but no taller than most of the window.
+function fitComparison() {
+  const image = $("before");
+  if (!image.naturalWidth) return;
+  const width = `min(100%, 640px, calc(55vh * ${image.naturalWidth / image.naturalHeight}))`;
+  $("compare").style.width = $("slider-label").style.width = width;
+}
+
 function renderWorkbench() {
   const photo = state.photos.find((p) => p.key === state.selected);
   const bench = $("workbench");
@@ -215,7 +227,7 @@ function renderWorkbench() {
   fillSelect($("model"), matching.concat(others), photo.model || "");
   $("task").disabled = $("model").disabled = !ready || busy;
   $("restore").disabled = !ready || busy;
-  $("restore-all").disabled = !state.photos.some((p) => p.upload && !p.job);
+
   $("cancel").hidden = !busy;
   $("bar").hidden = !busy;
   if (busy) {
@@ -248,6 +260,7 @@ function placeSlider() {
 
 function render() {
   renderList();
+  renderRestoreAll();
   renderWorkbench();
 }
 
@@ -288,6 +301,7 @@ async function start() {
     render();
   });
   $("slider").addEventListener("input", placeSlider);
+  $("before").addEventListener("load", fitComparison);
   render();
 }
 
