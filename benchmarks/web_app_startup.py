@@ -1,8 +1,10 @@
 """Seconds from launching a minimal image page until it first answers HTTP 200: Gradio against Starlette.
 
-Both apps take an image and return it; only the framework differs. Run with an interpreter that has the
-framework installed (``python -m venv /tmp/venv-gradio && /tmp/venv-gradio/bin/pip install gradio``, which also
-brings Starlette and uvicorn), e.g. ``/tmp/venv-gradio/bin/python benchmarks/web_app_startup.py --repeat 5``.
+The first two apps take an image and return it; only the framework differs. Run them with an interpreter that
+has the framework installed (``python -m venv /tmp/venv-gradio && /tmp/venv-gradio/bin/pip install gradio``,
+which also brings Starlette and uvicorn): ``/tmp/venv-gradio/bin/python benchmarks/web_app_startup.py gradio
+starlette``. ``irconstyle`` is `irconstyle serve` itself (imports torch and the models' code):
+``PYTHONPATH=src .venv/bin/python benchmarks/web_app_startup.py irconstyle``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ async def echo(request):
 
 uvicorn.run(Starlette(routes=[Route("/", page), Route("/echo", echo, methods=["POST"])]),
             host="127.0.0.1", port={port}, log_level="warning")
+""",
+    "irconstyle": """
+from irconstyle.app import serve
+serve(port={port}, detector=None)
 """,
 }
 

@@ -296,3 +296,22 @@ def test_previews_of_large_photos_are_shrunk_but_downloads_are_not(client, tmp_p
     assert Image.open(io.BytesIO(client.get(photo["preview"]).content)).size == (64, 64)
     job = restore_upload(client, photo["id"])
     assert Image.open(io.BytesIO(client.get(job["result"]["download"]).content)).size == (128, 128)
+
+
+def test_removing_a_photo_while_it_is_restored_stops_the_restore(client, tmp_path, monkeypatch):
+    started = threading.Event()
+
+    def endless(pixels, *, progress, **options):
+        for done in range(10_000):
+            progress(done, 10_000)
+            started.set()
+            time.sleep(0.01)
+        raise AssertionError("never cancelled")
+
+    monkeypatch.setattr(app_server, "restore", endless)
+    photo = upload(client, noisy_photo(tmp_path / "a.png")).json()
+    job = client.post("/api/jobs", json={"upload": photo["id"], "model": "denoise"}).json()
+    assert started.wait(60)
+    assert client.delete(f"/api/uploads/{photo['id']}").status_code == 204
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert not [p for p in tmp_path.glob(f"{TEMP_PREFIX}*/**/*") if p.is_file()]

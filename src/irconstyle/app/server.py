@@ -3,6 +3,7 @@ and the degradation detector. Built on Starlette; :func:`irconstyle.app.serve` r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import threading
@@ -26,12 +27,13 @@ from irconstyle.app.jobs import FINISHED, RUNNING, Job, JobQueue, QueueFullError
 from irconstyle.app.workspace import Upload, Workspace, write_preview
 from irconstyle.atomic import atomic_write
 from irconstyle.data.io import ImageReadError, read_image, write_image
-from irconstyle.pretrained import installed_models
-from irconstyle.restoration import TASKS, resolve_model, restore
+from irconstyle.pretrained import installed_model_path, installed_models
+from irconstyle.restoration import TASKS, bundled_model_path, resolve_model, restore
 
 DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_MEGAPIXELS = 80  # below Pillow's decompression-bomb warning (89 megapixels)
 PREVIEW_MAX_SIDE = 2048
+STOP_WAIT_S = 10.0  # how long removing a photo waits for its running restore to stop
 AUTO = "auto"
 TASK_LABELS = {"none": "looks clean", "denoise": "noise", "derain": "rain", "dehaze": "haze", "deblur": "blur",
                "enhance": "low light", "retouch": "retouching"}
@@ -111,9 +113,6 @@ class Models:
 
 
 def resolve_model_path(name: str) -> Path | None:
-    from irconstyle.pretrained import installed_model_path
-    from irconstyle.restoration import bundled_model_path
-
     return bundled_model_path(name) if name in TASKS else installed_model_path(name)
 
 
@@ -183,6 +182,10 @@ def create_app(
         except ClientDisconnect:
             path.unlink(missing_ok=True)
             return _error(400, f"{name}: the upload was interrupted")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            workspace().preview_path(upload_id).unlink(missing_ok=True)
+            raise
         busy = {job.description["upload"] for job in queue.jobs() if job.state not in FINISHED}
         for evicted in workspace().add(upload, busy):
             for job_id in evicted.job_ids:
@@ -219,11 +222,14 @@ def create_app(
         upload = workspace().get(request.path_params["id"])
         if upload is None:
             return _error(404, _gone("photo"))
-        for job_id in upload.job_ids:
-            if job := queue.get(job_id):
-                queue.cancel(job)
-        if any((job := queue.get(j)) and job.state == RUNNING for j in upload.job_ids):
-            return _error(409, f"{upload.name}: being restored; it is removed once the restore stops")
+        jobs = [job for job_id in upload.job_ids if (job := queue.get(job_id))]
+        for job in jobs:
+            queue.cancel(job)
+        deadline = time.monotonic() + STOP_WAIT_S  # a running restore stops at its next tile
+        while any(job.state == RUNNING for job in jobs) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if any(job.state == RUNNING for job in jobs):
+            return _error(409, f"{upload.name}: its restore is still stopping; remove it again in a moment")
         for job_id in upload.job_ids:
             if job := queue.get(job_id):
                 queue.forget(job)
