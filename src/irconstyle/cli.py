@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert_parser(commands)
     _add_degrade_parser(commands)
     _add_eval_parser(commands)
+    _add_serve_parser(commands)
     return parser
 
 
@@ -427,6 +428,59 @@ class _TqdmLogHandler(logging.Handler):
         from tqdm.auto import tqdm
 
         tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="a local web page to restore photos: drop, detect, restore, compare, download",
+        description="Serve the web app (needs `pip install irconstyle[app]`). Photos are restored one at a time "
+        "by the bundled or installed models; large ones in tiles, with progress. Ctrl+C stops it and removes "
+        "its temporary files.",
+    )
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 exposes it to "
+                       "the network, without any login)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--max-upload-mb", type=_positive_number, default=200,
+                       help="largest upload accepted, in MB (default 200)")
+    serve.add_argument("--max-megapixels", type=_positive_number, default=80,
+                       help="largest photo accepted, in megapixels (default 80)")
+    serve.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    serve.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    serve.set_defaults(handler=_run_serve)
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from irconstyle.app import AppDependencyError, ServeError, serve
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    def listening(url: str) -> None:
+        print(f"irconstyle serve: open {url} (Ctrl+C stops it)", flush=True)
+
+    try:
+        serve(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
+              device=args.device, on_listening=listening)
+    except (AppDependencyError, ServeError) as error:
+        print(f"irconstyle serve: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
