@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -152,8 +154,10 @@ def test_amx_means_fast_bf16_without_measuring(monkeypatch):
 
 
 def test_the_bf16_speed_probe_returns_a_ratio_and_leaves_the_random_stream_alone():
+    """A ratio of two timings: positive and finite (its size depends on the CPU and its load, so it is not tested)."""
     state = torch.get_rng_state()
-    assert 0.01 < inference._bf16_matmul_speedup(size=64, repeat=1) < 100
+    ratio = inference._bf16_matmul_speedup(size=64, repeat=1)
+    assert math.isfinite(ratio) and ratio > 0
     assert torch.equal(torch.get_rng_state(), state)
 
 
