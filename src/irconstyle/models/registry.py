@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from irconstyle.models.kbnet import ConStyleKBNet, KBNet
 from irconstyle.models.maxim import ConStyleMaxim, Maxim, MaximMultiStage
 from irconstyle.models.nafnet import ConStyleNAFNet, NAFNet
 from irconstyle.models.restormer import ConStyleRestormer, Restormer
@@ -24,8 +25,10 @@ MODELS: dict[str, ModelEntry] = {
     "constyle_nafnet": ModelEntry(ConStyleNAFNet, "ConStyle + NAFNet-block U-Net (CNN), paper size"),
     "constyle_restormer": ModelEntry(ConStyleRestormer, "ConStyle + Restormer-block U-Net (transformer), paper size"),
     "constyle_maxim": ModelEntry(ConStyleMaxim, "ConStyle + MAXIM-block U-Net (MLP), paper size"),
+    "constyle_kbnet": ModelEntry(ConStyleKBNet, "ConStyle + KBNet-block U-Net (kernel basis attention), paper size"),
     "nafnet": ModelEntry(NAFNet, "Origin NAFNet baseline, the IRConStyle repo's configuration"),
     "restormer": ModelEntry(Restormer, "Origin Restormer baseline, standard configuration"),
+    "kbnet": ModelEntry(KBNet, "Origin KBNet baseline, the IRConStyle repo's configuration"),
     "maxim": ModelEntry(Maxim, "Origin MAXIM-1S baseline"),
     "maxim_multistage": ModelEntry(
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights"

@@ -50,7 +50,8 @@ class ConStyleUNet(nn.Module):
     the NAFNet/MAXIM variants, ``"prelu"`` (one slope per channel) in the Restormer variant. ``channels_last``
     runs the body in channels-last memory format (faster for convolutional blocks on CPU); the result is
     returned in the ordinary contiguous format either way. ``fusion_output_bias`` gives the latent-fusion
-    1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``).
+    1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``);
+    ``stem_bias`` gives the input 3×3 conv one (the KBNet variant).
     Spatial sizes must be multiples of 8, and the features must be at 1/2, 1/4 and 1/8 of the image size.
     """
 
@@ -71,6 +72,7 @@ class ConStyleUNet(nn.Module):
         image_channels: int = 3,
         channels_last: bool = False,
         fusion_output_bias: bool = False,
+        stem_bias: bool = False,
     ) -> None:
         super().__init__()
         if len(encoder_blocks) != 3 or len(decoder_blocks) != 3 or len(feature_channels) != 3:
@@ -86,7 +88,7 @@ class ConStyleUNet(nn.Module):
             )
         self.channels_last = channels_last
         c = width
-        self.stem = nn.Conv2d(image_channels, c, 3, padding=1, bias=False)
+        self.stem = nn.Conv2d(image_channels, c, 3, padding=1, bias=stem_bias)
         self.feature_adapters = nn.ModuleList(feature_adapter(n, c, adapter_activation) for n in feature_channels)
 
         self.encoder1 = make_blocks(c, encoder_blocks[0], "encoder1")
