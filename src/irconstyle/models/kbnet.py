@@ -50,13 +50,16 @@ class KernelBasisAttention(nn.Module):
     ``forward(x, attention)`` with ``x`` B×C×H×W and ``attention`` B×N×H×W (N bases) returns
     ``Σ_n attention_n(p) · (kernel_n ⋆ x)(p) + Σ_n attention_n(p) · bias_n`` at every pixel p, where each
     kernel_n is a grouped k×k convolution (``channels // 4`` groups). ``kernel_bases`` holds the N kernels
-    flattened (N × C·(C/groups)·k²), ``bias_bases`` their biases (N × C).
+    flattened (N × C·(C/groups)·k²), ``bias_bases`` their biases (N × C). Returns a channels-last tensor.
 
-    The published formulation unfolds the k×k neighbourhoods and multiplies every pixel's patch by its mixed
-    kernel (a per-pixel matrix). Mixing the kernels is linear, so the same sum is computed here as one grouped
-    convolution of ``x`` with all N kernels at once followed by the attention-weighted sum over N: no
-    neighbourhood copy, no per-pixel kernel, the same products in another order.
+    The published formulation unfolds the k×k neighbourhoods, mixes every pixel's kernel (a GEMM of the
+    attention with the bases) and multiplies each pixel's patch by it. The mixed kernels, C·(C/groups)·k²
+    numbers per pixel, are the costly part: for the whole map they are far larger than the caches, so they are
+    written out and read back once from memory. Here the same products, in the same order, run over chunks of
+    pixels whose mixed kernels fit in the cache (about 2 MB), so they are used right after being made.
     """
+
+    chunk_bytes = 1 << 21  # the mixed kernels of one chunk of pixels
 
     def __init__(self, channels: int, *, bases: int = 32, kernel_size: int = 3) -> None:
         super().__init__()
@@ -72,17 +75,23 @@ class KernelBasisAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
-        bases, groups, k = self.bases, self.groups, self.kernel_size
-        group_width = channels // groups
-        # kernel_bases[n] is one grouped conv weight, C × C/groups × k × k (output channels group-major).
-        # A grouped conv with N·C outputs needs them ordered (group, basis, channel in group).
-        kernels = self.kernel_bases.view(bases, groups, group_width, group_width, k, k).transpose(0, 1)
-        responses = F.conv2d(x, kernels.reshape(groups * bases * group_width, group_width, k, k),
-                             padding=k // 2, groups=groups)
-        responses = responses.view(batch, groups, bases, group_width, height, width)
-        mixed = (responses * attention.view(batch, 1, bases, 1, height, width)).sum(dim=2)
-        bias = F.conv2d(attention, self.bias_bases[0].t()[:, :, None, None])
-        return mixed.view(batch, channels, height, width) + bias
+        k = self.kernel_size
+        group_width = channels // self.groups
+        patch = group_width * k * k  # one group's neighbourhood
+        # Pixel-major rows: B·HW × C·k² neighbourhoods and B·HW × N attention weights.
+        patches = F.unfold(x, kernel_size=k, padding=k // 2).transpose(1, 2).reshape(-1, channels * k * k)
+        weights = attention.permute(0, 2, 3, 1).reshape(-1, self.bases)
+        kernel_bases, bias_bases = self.kernel_bases[0], self.bias_bases[0]
+        step = max(1, self.chunk_bytes // (kernel_bases.shape[1] * kernel_bases.element_size()))
+        chunks = []
+        for start in range(0, weights.shape[0], step):
+            chunk_weights = weights[start : start + step]
+            kernels = (chunk_weights @ kernel_bases).view(-1, group_width, patch)  # (P·groups) × C/g × patch
+            bias = (chunk_weights @ bias_bases).view(-1, group_width, 1)
+            chunk_patches = patches[start : start + step].reshape(-1, patch, 1)
+            chunks.append(torch.baddbmm(bias, kernels, chunk_patches).view(-1, channels))
+        out = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+        return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
 class KBBlock(nn.Module):
