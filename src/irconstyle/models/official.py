@@ -255,6 +255,12 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
             *_KBBLOCK_KEY_RULES,
         ],
     ),
+    # ConStyle v2's ``ConStyle_v2`` (stage 1): the MoCo module at the top level, its encoders with a classifier.
+    "ConStyleV2Prompter": OfficialArchitecture(
+        name="constyle_v2_prompter",
+        keywords={"Train": "contrastive", "dim": "latent_dim", "K": "queue_size", "m": "momentum", "T": "temperature"},
+        key_rules=[(r"^(encoder_[qk]\.|queue)", r"ConStyle.\1"), *_CONSTYLE_KEY_RULES],
+    ),
     "NAFNet": OfficialArchitecture(
         name="nafnet",
         keywords={

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from irconstyle.models.constyle import ConStyleV2Prompter
 from irconstyle.models.kbnet import ConStyleKBNet, KBNet
 from irconstyle.models.maxim import ConStyleMaxim, Maxim, MaximMultiStage
 from irconstyle.models.nafnet import ConStyleNAFNet, NAFNet
@@ -30,6 +31,9 @@ MODELS: dict[str, ModelEntry] = {
     "restormer": ModelEntry(Restormer, "Origin Restormer baseline, standard configuration"),
     "kbnet": ModelEntry(KBNet, "Origin KBNet baseline, the IRConStyle repo's configuration"),
     "maxim": ModelEntry(Maxim, "Origin MAXIM-1S baseline"),
+    "constyle_v2_prompter": ModelEntry(
+        ConStyleV2Prompter, "ConStyle v2's stage-1 prompter: image -> degradation-class logits (not a restorer)"
+    ),
     "maxim_multistage": ModelEntry(
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights"
     ),
