@@ -39,8 +39,8 @@ def check_kbblock_width(channels: int) -> None:
     ``min(channels, 32)`` groups; both must divide the width."""
     if channels < 4 or channels % (channels // 4) or channels % min(channels, 32):
         raise ValueError(
-            f"KBNet block width {channels} is not supported: it must be at least 4 and divisible by both "
-            f"{channels // 4 if channels >= 4 else '?'} ({channels} // 4) and {min(channels, 32)} (min({channels}, 32))"
+            f"KBNet block width {channels} is not supported: a KBBlock needs at least 4 channels, divisible both "
+            "by channels // 4 and by min(channels, 32) (true of every multiple of 32 and of 4 below 32)"
         )
 
 

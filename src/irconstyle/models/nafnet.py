@@ -141,6 +141,8 @@ class NAFNet(nn.Module):
         make_blocks: Callable[[int, int], nn.Module] = nafnet_blocks,
     ) -> None:
         super().__init__()
+        if not callable(make_blocks):
+            raise TypeError(f"make_blocks must build a block stack from (channels, count), got {make_blocks!r}")
         if len(encoder_blocks) != len(decoder_blocks):
             raise ValueError(
                 f"encoder_blocks and decoder_blocks need the same number of levels, got "
