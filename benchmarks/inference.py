@@ -143,7 +143,8 @@ def markdown(rows: list[Row], *, size: int, threads: int, repeat: int, peak: Pea
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
+    restorers = [name for name in list_models() if name != "constyle_v2_prompter"]  # it outputs class logits
+    parser.add_argument("--models", nargs="+", default=restorers, choices=restorers)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)

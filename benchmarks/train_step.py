@@ -85,7 +85,8 @@ def time_steps(name: str, size: str, *, batch: int, patch: int, steps: int, warm
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
+    restorers = [name for name in list_models() if name != "constyle_v2_prompter"]  # it outputs class logits
+    parser.add_argument("--models", nargs="+", default=restorers, choices=restorers)
     parser.add_argument("--sizes", nargs="+", default=["small", "paper"], choices=["small", "paper"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--patch", type=int, default=128)

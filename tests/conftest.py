@@ -10,6 +10,8 @@ import pytest
 import torch
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official"
+# The second set: the Uformer and KBNet families and ConStyle v2's prompter, same conventions.
+REFERENCE2_DIR = REFERENCE_DIR.with_name("official2")
 
 
 def _reference_dir(folder: Path = REFERENCE_DIR) -> Path:
@@ -38,6 +40,21 @@ def manifest(reference_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def state_dict_shapes(reference_dir: Path) -> dict:
     return json.loads((reference_dir / "state_dict_shapes.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def reference2_dir() -> Path:
+    return _reference_dir(REFERENCE2_DIR)
+
+
+@pytest.fixture(scope="session")
+def manifest2(reference2_dir: Path) -> dict:
+    return json.loads((reference2_dir / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def state_dict_shapes2(reference2_dir: Path) -> dict:
+    return json.loads((reference2_dir / "state_dict_shapes.json").read_text())
 
 
 @pytest.fixture(autouse=True)

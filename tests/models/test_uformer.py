@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 import irconstyle
-from conftest import REFERENCE_DIR, _reference_dir
 from irconstyle.models import official
 from irconstyle.models.constyle import pad_to_multiple
 from irconstyle.models.uformer import (
@@ -26,7 +24,6 @@ from irconstyle.models.uformer import (
     shifted_window_mask,
 )
 
-REFERENCE2_DIR = REFERENCE_DIR.parent / "official2"
 UNIT_ROUNDOFF = 2.0**-24  # fp32
 # The issue's bound on the difference from the authors' outputs.
 REQUIRED = 1e-4
@@ -34,21 +31,6 @@ REQUIRED = 1e-4
 SMALL_CONSTYLE = dict(img_size=32, width=8, depths=(1, 1, 1, 1, 1, 1, 1), heads=(1, 1, 2, 2, 2, 1, 1), window_size=4)
 SMALL_UFORMER = dict(img_size=32, width=4, depths=(1, 1, 1, 1, 1, 1, 1, 1, 1), heads=(1, 1, 2, 2, 2, 2, 2, 1, 1),
                      window_size=2)
-
-
-@pytest.fixture(scope="module")
-def reference2_dir() -> Path:
-    return _reference_dir(REFERENCE2_DIR)
-
-
-@pytest.fixture(scope="module")
-def manifest2(reference2_dir: Path) -> dict:
-    return json.loads((reference2_dir / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def state_dict_shapes2(reference2_dir: Path) -> dict:
-    return json.loads((reference2_dir / "state_dict_shapes.json").read_text())
 
 
 def _load_reference(name: str, manifest: dict, reference_dir: Path):

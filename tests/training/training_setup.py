@@ -20,7 +20,9 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
         "features": 8, "bottleneck_blocks": 1, "block_size_high_res": [4, 4], "block_size_low_res": [2, 2],
         "grid_size_high_res": [4, 4], "grid_size_low_res": [2, 2],
     },
+    "constyle_kbnet": {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]},
     "nafnet": {"width": 8, "encoder_blocks": [1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1]},
+    "kbnet": {"width": 8, "encoder_blocks": [1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1]},
     "restormer": {"width": 8, "level_blocks": [1, 1, 1, 1], "refinement_blocks": 1, "heads": [1, 1, 1, 1]},
     "maxim": {
         "features": 8, "block_size_high_res": [4, 4], "block_size_low_res": [2, 2],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 
 from irconstyle.atomic import atomic_write
 from irconstyle.models import official
+from irconstyle.models.constyle import ConStyle
 from irconstyle.models.registry import build_model
 
 FORMAT = "irconstyle"
@@ -145,6 +147,49 @@ def load_checkpoint_into_deeper(model: nn.Module, path: str | os.PathLike) -> li
     """
     path = Path(path)
     return _load_strict(model, _read_weights(model, path), path, allow_new_blocks=True)
+
+
+# A ConStyle's keys (relative to the ConStyle module) that are stage-1 training state or v2's classification
+# head: :func:`load_constyle` leaves them out by name when the target ConStyle has no place for them.
+_CLASSIFIER_KEY = re.compile(r"^(?:key_)?encoder\.classifier\.")
+_CONTRAST_KEY = re.compile(r"^(?:key_encoder\.|queue$|queue_ptr$)")
+
+
+def load_constyle(constyle: ConStyle, path: str | os.PathLike) -> ConStyle:
+    """Load a pre-trained ConStyle prompter into ``constyle`` (a restorer's ``model.constyle``), strictly.
+
+    ``path``: ConStyle v2's stage-1 checkpoint (``{"params_ema": ...}`` as v2 saves it; ``params_ema``
+    preferred), an authors' ConStyle restorer ``.pth`` (its ``ConStyle.*`` part), or one of our safetensors
+    model files holding a ConStyle (its ``constyle.*`` part). The query encoder is loaded strictly: a missing,
+    mis-shaped or unknown tensor is a :class:`CheckpointError`. v2's classification head is loaded when
+    ``constyle`` has one and otherwise left out (it only serves stage 1's classification loss); so are the
+    momentum encoder and queue, which are stage-1 training state: a contrastive ``constyle`` starts its
+    momentum encoder as a copy of the loaded query encoder, as MoCo starts, and keeps its fresh queue.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        state = _read_safetensors(path)[0]
+    else:
+        architecture = official.ARCHITECTURES["ConStyleV2Prompter"]
+        state = {
+            official.convert_key(key.removeprefix("module.").removeprefix("ConStyle."), architecture): tensor
+            for key, tensor in _read_official(path).items()
+        }
+    state = {key.removeprefix("constyle."): tensor for key, tensor in state.items() if key.startswith("constyle.")}
+    if not state:
+        raise CheckpointError(f"{path}: holds no ConStyle weights (no ConStyle encoder keys)")
+    has_classifier = constyle.encoder.classifier is not None
+    encoder_state = {
+        key.removeprefix("encoder."): tensor
+        for key, tensor in state.items()
+        if not _CONTRAST_KEY.match(key) and (has_classifier or not _CLASSIFIER_KEY.match(key))
+    }
+    _load_strict(constyle.encoder, encoder_state, path)
+    if constyle.contrastive:
+        constyle.key_encoder.load_state_dict(constyle.encoder.state_dict())
+    return constyle
 
 
 def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:

@@ -2,7 +2,8 @@
 
 The encoder sees the degraded image and returns two 128-d latents (``latent_z`` from the first projection
 head, ``latent_q`` from the second: the one that modulates the restoration bottleneck) and three feature maps
-at 1/2, 1/4 and 1/8 resolution that the restoration U-Net concatenates into its encoder path.
+at 1/2, 1/4 and 1/8 resolution that the restoration U-Net concatenates into its encoder path. ConStyle v2's
+prompter adds a classification head on the pooled trunk features (:class:`ConStyleV2Prompter`).
 """
 
 from __future__ import annotations
@@ -34,13 +35,24 @@ def _projection(in_features: int, out_features: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_features, out_features), nn.BatchNorm1d(out_features), nn.GELU())
 
 
+def _classification_head(classes: int) -> nn.Sequential:
+    """ConStyle v2's head on the 256 pooled trunk features: 512 hidden units (ReLU, dropout 0.5), then logits."""
+    return nn.Sequential(nn.Linear(256, 512), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(512, classes))
+
+
 class ConStyleEncoder(nn.Module):
-    """The ConStyle conv trunk (spec 2.1): four strided stages, global pooling and two projection heads."""
+    """The ConStyle conv trunk (spec 2.1): four strided stages, global pooling and two projection heads.
+
+    ``classes`` > 0 adds ConStyle v2's classification head on the pooled features (:meth:`classify`); the
+    ordinary forward does not run it.
+    """
 
     feature_channels = (32, 64, 128)
 
-    def __init__(self, *, latent_dim: int = 128) -> None:
+    def __init__(self, *, latent_dim: int = 128, classes: int = 0) -> None:
         super().__init__()
+        if classes < 0:
+            raise ValueError(f"classes must be 0 (no classification head) or positive, got {classes}")
         self.latent_dim = latent_dim
         self.stage1 = nn.Sequential(_conv_act(3, 16), _conv_act(16, 16), _conv_act(16, 32, stride=2))
         self.stage2 = nn.Sequential(_conv_act(32, 32), _conv_act(32, 64, stride=2))
@@ -48,8 +60,19 @@ class ConStyleEncoder(nn.Module):
         self.stage4 = nn.Sequential(_conv_act(128, 256), _conv_act(256, 256, stride=2))
         self.head_z = _projection(256, latent_dim)
         self.head_q = _projection(latent_dim, latent_dim)
+        self.classifier = _classification_head(classes) if classes else None
 
     def forward(self, x: torch.Tensor) -> ConStyleOutput:
+        return self._encode(x)[0]
+
+    def classify(self, x: torch.Tensor) -> tuple[ConStyleOutput, torch.Tensor]:
+        """The encoder's output and the classification head's logits (B × classes), from one pass."""
+        if self.classifier is None:
+            raise RuntimeError("this ConStyle encoder was built without a classification head (classes=0)")
+        encoded, pooled = self._encode(x)
+        return encoded, self.classifier(pooled)
+
+    def _encode(self, x: torch.Tensor) -> tuple[ConStyleOutput, torch.Tensor]:
         f1 = self.stage1(x)
         f2 = self.stage2(f1)
         f3 = self.stage3(f2)
@@ -61,7 +84,7 @@ class ConStyleEncoder(nn.Module):
         with torch.autocast(device_type=pooled.device.type, enabled=False):
             z = self.head_z(pooled.float())
             q = self.head_q(z)
-        return ConStyleOutput(z, q, (f1, f2, f3))
+        return ConStyleOutput(z, q, (f1, f2, f3)), pooled
 
 
 class ContrastOutput(NamedTuple):
@@ -89,13 +112,15 @@ class ConStyle(nn.Module):
     Published behaviour by default (spec 2.2): latents are not L2-normalised, the queue starts as ``randn`` and
     the *queries* are enqueued. ``normalize_latents=True`` gives standard MoCo (normalised latents and queue);
     ``enqueue="key"`` enqueues the clean-image keys instead. The queue size need not be a multiple of the batch.
-    Built without ``contrastive`` it is the query encoder alone, as used at inference.
+    Built without ``contrastive`` it is the query encoder alone, as used at inference. ``classes`` gives both
+    encoders ConStyle v2's classification head.
     """
 
     def __init__(
         self,
         *,
         latent_dim: int = 128,
+        classes: int = 0,
         contrastive: bool = False,
         queue_size: int = 65760,
         momentum: float = 0.999,
@@ -114,9 +139,9 @@ class ConStyle(nn.Module):
         self.temperature = temperature
         self.normalize_latents = normalize_latents
         self.enqueue = enqueue
-        self.encoder = ConStyleEncoder(latent_dim=latent_dim)
+        self.encoder = ConStyleEncoder(latent_dim=latent_dim, classes=classes)
         if contrastive:
-            self.key_encoder = ConStyleEncoder(latent_dim=latent_dim)
+            self.key_encoder = ConStyleEncoder(latent_dim=latent_dim, classes=classes)
             self.key_encoder.load_state_dict(self.encoder.state_dict())
             self.key_encoder.requires_grad_(False)
             queue = torch.randn(latent_dim, queue_size)
@@ -175,6 +200,43 @@ class ConStyle(nn.Module):
         entries = (query if self.enqueue == "query" else key).detach()
         negatives = self._dequeue_and_enqueue(query.shape[0], _gather_from_all_ranks(entries))
         return ContrastOutput(encoded, key, negatives, logits)
+
+
+class ConStyleV2Prompter(nn.Module):
+    """ConStyle v2's stage-1 prompter: the ConStyle encoder with a classification head over degradation classes.
+
+    ``model(x)`` gives the head's logits (B × ``classes``); :meth:`encode` gives the latents and feature maps
+    exactly as :class:`ConStyleEncoder` does, which is what a restoration model uses once the prompter is
+    loaded into its ConStyle (:func:`irconstyle.models.checkpoint.load_constyle`). ``contrastive`` adds the
+    momentum encoder and queue of stage-1 training; the other keywords go to :class:`ConStyle`.
+    """
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 128,
+        classes: int = 1000,
+        contrastive: bool = False,
+        queue_size: int = 65760,
+        momentum: float = 0.999,
+        temperature: float = 0.07,
+    ) -> None:
+        super().__init__()
+        if classes < 1:
+            raise ValueError(f"classes must be positive, got {classes}")
+        self.constyle = ConStyle(
+            latent_dim=latent_dim, classes=classes, contrastive=contrastive, queue_size=queue_size,
+            momentum=momentum, temperature=temperature,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.constyle.encoder.classify(x)[1]
+
+    def encode(self, x: torch.Tensor) -> ConStyleOutput:
+        return self.constyle.encoder(x)
+
+    def classify(self, x: torch.Tensor) -> tuple[ConStyleOutput, torch.Tensor]:
+        return self.constyle.encoder.classify(x)
 
 
 class ConStyleRestorer(nn.Module):

@@ -12,7 +12,7 @@ ordinary contiguous tensors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -133,7 +133,8 @@ class NAFNet(nn.Module):
     is added to the input. ``encoder_blocks`` are listed from the top level down, ``decoder_blocks`` in the
     order they run (deepest first). Any input size works: it is zero-padded at the bottom/right to a multiple
     of 2^levels, as published, and the output is cropped back. It computes in channels-last memory unless
-    ``channels_last`` is set to False.
+    ``channels_last`` is set to False. ``make_blocks(channels, count)`` builds each level's block stack
+    (NAFBlocks; :class:`~irconstyle.models.kbnet.KBNet` passes KBBlocks).
     """
 
     channels_last: bool = True
@@ -146,8 +147,11 @@ class NAFNet(nn.Module):
         encoder_blocks: Sequence[int] = (5, 6, 7, 7),
         bottleneck_blocks: int = 7,
         decoder_blocks: Sequence[int] = (5, 6, 7, 7),
+        make_blocks: Callable[[int, int], nn.Module] = nafnet_blocks,
     ) -> None:
         super().__init__()
+        if not callable(make_blocks):
+            raise TypeError(f"make_blocks must build a block stack from (channels, count), got {make_blocks!r}")
         if len(encoder_blocks) != len(decoder_blocks):
             raise ValueError(
                 f"encoder_blocks and decoder_blocks need the same number of levels, got "
@@ -158,14 +162,14 @@ class NAFNet(nn.Module):
         self.size_multiple = 2 ** len(encoder_blocks)
 
         widths = [width * 2**level for level in range(len(encoder_blocks))]  # top level first
-        self.encoders = nn.ModuleList(nafnet_blocks(c, n) for c, n in zip(widths, encoder_blocks, strict=True))
+        self.encoders = nn.ModuleList(make_blocks(c, n) for c, n in zip(widths, encoder_blocks, strict=True))
         self.downsamples = nn.ModuleList(nn.Conv2d(c, 2 * c, 2, stride=2) for c in widths)
-        self.bottleneck = nafnet_blocks(2 * widths[-1], bottleneck_blocks)
+        self.bottleneck = make_blocks(2 * widths[-1], bottleneck_blocks)
         self.upsamples = nn.ModuleList(
             nn.Sequential(nn.Conv2d(2 * c, 4 * c, 1, bias=False), nn.PixelShuffle(2)) for c in reversed(widths)
         )
         self.decoders = nn.ModuleList(
-            nafnet_blocks(c, n) for c, n in zip(reversed(widths), decoder_blocks, strict=True)
+            make_blocks(c, n) for c, n in zip(reversed(widths), decoder_blocks, strict=True)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -82,6 +82,30 @@ _RESTORMER_KEYWORDS = {
     "LayerNorm_type": "layer_norm",
 }
 
+# Inside every KBBlock (models/kbnet.py). ``\.conv1\.`` etc. end in a dot, so they never match ``conv11``/``conv21``.
+_KBBLOCK_KEY_RULES = [
+    (r"\.w$", ".kba.kernel_bases"),
+    (r"\.b$", ".kba.bias_bases"),
+    (r"\.ga1$", ".kba_scale"),
+    (r"\.attgamma$", ".attention_scale"),
+    (r"\.beta$", ".mixer_scale"),
+    (r"\.gamma$", ".ffn_scale"),
+    (r"\.norm1\.", ".mixer_norm."),
+    (r"\.norm2\.", ".ffn_norm."),
+    (r"\.sca\.1\.", ".channel_attention."),
+    (r"\.conv11\.", ".local_branch."),
+    (r"\.conv1\.", ".value_pointwise."),
+    (r"\.conv21\.", ".value_depthwise."),
+    (r"\.conv2\.", ".basis_attention."),
+    (r"\.conv211\.", ".basis_attention_direct."),
+    (r"\.conv3\.", ".project."),
+    (r"\.conv4\.", ".ffn_expand."),
+    (r"\.conv5\.", ".ffn_project."),
+]
+# KBNet's block keywords, shared by the Origin KBNet and ConStyleKBNet. ``basicblock`` is left out: the
+# published code has one block, ``KBBlock_s``.
+_KBNET_KEYWORDS = {"lightweight": "lightweight", "ffn_scale": "ffn_expansion"}
+
 # MAXIM (models/maxim.py). Inside every block: multi-axis gMLPs, channel attention, cross gating.
 _MAXIM_BLOCK_KEY_RULES = [
     (r"(cross_gating(?:\.\d)?)\.ConvTranspose_0\.", r"\1.upsample_y."),
@@ -253,6 +277,44 @@ ARCHITECTURES: dict[str, OfficialArchitecture] = {
             *_CONSTYLE_UNET_KEY_RULES,
             *_LEWIN_BLOCK_KEY_RULES,
         ],
+    ),
+    # ``img_channel`` is left out: the ConStyle encoder and the image residual are RGB-only.
+    "ConStyleKBNet": OfficialArchitecture(
+        name="constyle_kbnet",
+        keywords={
+            **_CONSTYLE_KEYWORDS,
+            **_KBNET_KEYWORDS,
+            "dim": "width",
+            "left_blk_num": "encoder_blocks",
+            "bottom_blk_num": "bottleneck_blocks",
+            "right_blk_num": "decoder_blocks",
+        },
+        key_rules=[*_CONSTYLE_KEY_RULES, *_CONSTYLE_UNET_KEY_RULES, *_KBBLOCK_KEY_RULES],
+    ),
+    "KBNet": OfficialArchitecture(
+        name="kbnet",
+        keywords={
+            **_KBNET_KEYWORDS,
+            "img_channel": "image_channels",
+            "width": "width",
+            "middle_blk_num": "bottleneck_blocks",
+            "enc_blk_nums": "encoder_blocks",
+            "dec_blk_nums": "decoder_blocks",
+        },
+        key_rules=[
+            (r"^intro\.", "stem."),
+            (r"^ending\.", "output."),
+            (r"^downs\.", "downsamples."),
+            (r"^ups\.", "upsamples."),
+            (r"^middle_blks\.", "bottleneck."),
+            *_KBBLOCK_KEY_RULES,
+        ],
+    ),
+    # ConStyle v2's ``ConStyle_v2`` (stage 1): the MoCo module at the top level, its encoders with a classifier.
+    "ConStyleV2Prompter": OfficialArchitecture(
+        name="constyle_v2_prompter",
+        keywords={"Train": "contrastive", "dim": "latent_dim", "K": "queue_size", "m": "momentum", "T": "temperature"},
+        key_rules=[(r"^(encoder_[qk]\.|queue)", r"ConStyle.\1"), *_CONSTYLE_KEY_RULES],
     ),
     "NAFNet": OfficialArchitecture(
         name="nafnet",

@@ -4,7 +4,8 @@ Our models compute in channels-last memory, normalise channels with the fused ``
 Restormer's attention and projections into a few large matrix products. :func:`plain_copy` gives a copy of a
 model that computes the same function the direct way the published implementation writes it: contiguous
 NCHW maps, channel LayerNorm from explicit means and variances, attention reshaped per head and normalised,
-every projection a separate convolution. Tests compare the two; ``benchmarks/`` times them side by side.
+every projection a separate convolution, KBNet's kernel basis attention as unfolded neighbourhoods times
+per-pixel mixed kernels. Tests compare the two; ``benchmarks/`` times them side by side.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from irconstyle.models.kbnet import KernelBasisAttention
 from irconstyle.models.layers import LayerNorm2d
 from irconstyle.models.nafnet import NAFBlock
 from irconstyle.models.restormer import BiasFreeLayerNorm2d, ChannelAttention, GatedFeedForward, RestormerBlock
@@ -97,6 +99,22 @@ class PlainRestormerBlock(RestormerBlock):
         return x + self.feedforward(self.norm2(x))
 
 
+class PlainKernelBasisAttention(KernelBasisAttention):
+    """KBA as published: every pixel's kernel mixed from the bases, applied to its unfolded k×k neighbourhood."""
+
+    def forward(self, x: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        pixels, groups, k = height * width, self.groups, self.kernel_size
+        group_width = channels // groups
+        weights = attention.reshape(batch, self.bases, pixels).transpose(1, 2)  # B×HW×N
+        bias = weights @ self.bias_bases  # B×HW×C
+        kernels = (weights @ self.kernel_bases).reshape(batch, pixels, groups, group_width, group_width * k * k)
+        patches = F.unfold(x, kernel_size=k, padding=k // 2)  # B×(C·k²)×HW
+        patches = patches.reshape(batch, groups, group_width * k * k, pixels).permute(0, 3, 1, 2)
+        out = (kernels @ patches.unsqueeze(-1)).squeeze(-1).reshape(batch, pixels, channels) + bias
+        return out.transpose(1, 2).reshape(batch, channels, height, width)
+
+
 _MAXIM_MODULE = "irconstyle.models.maxim"
 _PLAIN = {
     NAFBlock: PlainNAFBlock,
@@ -104,16 +122,17 @@ _PLAIN = {
     GatedFeedForward: PlainGatedFeedForward,
     RestormerBlock: PlainRestormerBlock,
     BiasFreeLayerNorm2d: PlainBiasFreeLayerNorm2d,
+    KernelBasisAttention: PlainKernelBasisAttention,
 }
 
 
 def plain_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` computing with the plain formulations above, in contiguous NCHW memory.
 
-    Supports the NAFNet and Restormer families (Origin and ConStyle). MAXIM has no plain formulation here.
+    Supports the NAFNet, Restormer and KBNet families (Origin and ConStyle). MAXIM has no plain formulation here.
     """
     if any(type(module).__module__ == _MAXIM_MODULE for module in model.modules()):
-        raise ValueError("plain_copy supports the NAFNet and Restormer families; MAXIM has no plain formulation")
+        raise ValueError("plain_copy supports the NAFNet, Restormer and KBNet families; MAXIM has no plain formulation")
     plain = copy.deepcopy(model)
     blocks = [module for module in plain.modules() if isinstance(module, RestormerBlock)]
     restormer_norms = {id(norm) for block in blocks for norm in (block.norm1, block.norm2)}

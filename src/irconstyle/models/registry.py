@@ -8,6 +8,8 @@ from typing import Any
 
 from torch import nn
 
+from irconstyle.models.constyle import ConStyleV2Prompter
+from irconstyle.models.kbnet import ConStyleKBNet, KBNet
 from irconstyle.models.maxim import ConStyleMaxim, Maxim, MaximMultiStage
 from irconstyle.models.nafnet import ConStyleNAFNet, NAFNet
 from irconstyle.models.restormer import ConStyleRestormer, Restormer
@@ -26,10 +28,15 @@ MODELS: dict[str, ModelEntry] = {
     "constyle_restormer": ModelEntry(ConStyleRestormer, "ConStyle + Restormer-block U-Net (transformer), paper size"),
     "constyle_maxim": ModelEntry(ConStyleMaxim, "ConStyle + MAXIM-block U-Net (MLP), paper size"),
     "constyle_uformer": ModelEntry(ConStyleUformer, "ConStyle + Uformer LeWin-block U-Net (window transformer)"),
+    "constyle_kbnet": ModelEntry(ConStyleKBNet, "ConStyle + KBNet-block U-Net (kernel basis attention), paper size"),
     "nafnet": ModelEntry(NAFNet, "Origin NAFNet baseline, the IRConStyle repo's configuration"),
     "restormer": ModelEntry(Restormer, "Origin Restormer baseline, standard configuration"),
+    "kbnet": ModelEntry(KBNet, "Origin KBNet baseline, the IRConStyle repo's configuration"),
     "maxim": ModelEntry(Maxim, "Origin MAXIM-1S baseline"),
     "uformer": ModelEntry(Uformer, "Origin Uformer baseline, the published constructor defaults (modulator off)"),
+    "constyle_v2_prompter": ModelEntry(
+        ConStyleV2Prompter, "ConStyle v2's stage-1 prompter: image -> degradation-class logits (not a restorer)"
+    ),
     "maxim_multistage": ModelEntry(
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights"
     ),

@@ -51,8 +51,8 @@ class ConStyleUNet(nn.Module):
     runs the body in channels-last memory format (faster for convolutional blocks on CPU); the result is
     returned in the ordinary contiguous format either way. ``fusion_output_bias`` gives the latent-fusion
     1×1 conv and the output 3×3 conv a bias (the Restormer variant ties both to its blocks' ``bias``);
-    ``output_bias`` sets the output conv's alone. ``stem_bias`` gives the stem conv a bias and
-    ``stem_leaky_slope`` puts a LeakyReLU of that slope after it (the Uformer variant has both).
+    ``output_bias`` sets the output conv's alone. ``stem_bias`` gives the stem conv a bias (the Uformer and
+    KBNet variants) and ``stem_leaky_slope`` puts a LeakyReLU of that slope after it (the Uformer variant).
     ``use_feature_maps=False`` and ``use_latent=False`` are ablations (not in the paper's models): the levels get
     zeros in place of ConStyle's maps (no adapters), or the bottleneck's modulation factor is fixed at 1 (no
     latent projection); every other layer keeps its shape.

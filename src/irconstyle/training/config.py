@@ -31,13 +31,22 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ConStyleSection:
-    """Options of the ConStyle contrastive module (spec 2.2); published values by default."""
+    """Options of the ConStyle contrastive module (spec 2.2); published values by default.
+
+    ``pretrained``: a new run loads these ConStyle weights into the model's encoder before its first
+    iteration (ConStyle v2's stage-1 prompter ``.pth``, an authors' ConStyle restorer ``.pth`` or one of our
+    model files; see :func:`irconstyle.models.checkpoint.load_constyle`). ``freeze``: the encoder is frozen
+    from the first iteration, as ``train.constyle_iters: 0`` does (no ConStyle losses, out of the optimiser,
+    and in eval mode with ``train.freeze: eval``): ConStyle v2's stage 2. It needs ``pretrained``.
+    """
 
     queue_size: int = 65760
     momentum: float = 0.999
     temperature: float = 0.07
     normalize_latents: bool = False
     enqueue: Literal["query", "key"] = "query"
+    pretrained: str | None = None
+    freeze: bool = False
 
 
 @dataclass(frozen=True)
@@ -434,6 +443,14 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
         problems.append(f"model.constyle.momentum: must be in [0, 1], got {config.model.constyle.momentum}")
     if config.model.init_deeper and config.model.init_from is None:
         problems.append("model.init_deeper: needs model.init_from (the weights to grow from)")
+    constyle_section = config.model.constyle
+    if constyle_section.freeze and constyle_section.pretrained is None:
+        problems.append("model.constyle.freeze: needs model.constyle.pretrained (a frozen random encoder is useless)")
+    if constyle_section.freeze and config.train.constyle_iters not in (None, 0):
+        problems.append(
+            f"model.constyle.freeze: freezes from the first iteration, but train.constyle_iters is "
+            f"{config.train.constyle_iters}; remove one of them"
+        )
 
     entry = MODELS.get(config.model.name)
     if entry is None:
@@ -449,6 +466,11 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
             problems.append(
                 f"train.constyle_iters: {config.model.name!r} is an Origin model without ConStyle; remove the key"
             )
+        for key in ("pretrained", "freeze"):
+            if not is_constyle and getattr(constyle_section, key):
+                problems.append(
+                    f"model.constyle.{key}: {config.model.name!r} is not a ConStyle restoration model; remove the key"
+                )
 
     from irconstyle.training.data import TRAIN_MANAGED_KEYWORDS, VAL_MANAGED_KEYWORDS, dataset_registry
 

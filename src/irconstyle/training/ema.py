@@ -42,8 +42,9 @@ class ModelEMA:
         decay = min(self.decay, (1 + iteration) / (10 + iteration)) if self.warmup else self.decay
         ema_params = list(self.module.parameters())
         live_params = [p.detach() for p in model.parameters()]
-        torch._foreach_mul_(ema_params, decay)
-        torch._foreach_add_(ema_params, live_params, alpha=1.0 - decay)
+        # As a lerp, θ_ema + (1 − decay)·(θ − θ_ema): a parameter that does not change (a frozen ConStyle
+        # prompter) stays bit-identical in the EMA copy, where decay·θ + (1 − decay)·θ would round.
+        torch._foreach_lerp_(ema_params, live_params, 1.0 - decay)
         if self.include_buffers:
             for ema_buffer, live_buffer in zip(self.module.buffers(), model.buffers(), strict=True):
                 ema_buffer.copy_(live_buffer)

@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from irconstyle.models.checkpoint import CheckpointError
+from irconstyle.models.checkpoint import CheckpointError, load_constyle
 from irconstyle.models.constyle import ConStyleRestorer
 from irconstyle.models.registry import MODELS, build_model
 from irconstyle.training import checkpointing
@@ -64,7 +64,7 @@ RESUMABLE_CHANGES = (
     "data.val",
     "data.train.num_workers", "data.train.options.root", "data.train.options.clean_dirs",
     "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
-    "train.ema.recalibrate_batches", "model.init_from", "model.init_deeper",
+    "train.ema.recalibrate_batches", "model.init_from", "model.init_deeper", "model.constyle.pretrained",
 )
 
 # Settings that may change when they only alter iterations not yet run: re-planning a run's length, learning
@@ -162,6 +162,8 @@ class Trainer:
         model = self._build_model()
         if resume_state is None and config.model.init_from is not None:
             self._initialise_from(model, Path(config.model.init_from), deeper=config.model.init_deeper)
+        if resume_state is None and config.model.constyle.pretrained is not None:
+            self._load_pretrained_constyle(model, Path(config.model.constyle.pretrained))
         self.model = model.to(context.device)
         self.is_constyle = isinstance(model, ConStyleRestorer)
         self.objective = TrainingObjective(self.model, config.train.losses)
@@ -306,6 +308,15 @@ class Trainer:
         if new_blocks:
             logger.info("%d new blocks start as the identity: %s", len(new_blocks), ", ".join(new_blocks))
 
+    @staticmethod
+    def _load_pretrained_constyle(model: nn.Module, path: Path) -> None:
+        try:
+            load_constyle(model.constyle, path)
+        except CheckpointError as error:
+            raise ConfigError(f"model.constyle.pretrained: {error}") from None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        logger.info("ConStyle starts from the prompter in %s (sha256 %s)", path, digest[:16])
+
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """The datasets from their config sections; a folder, file or option they reject is a config error."""
         try:
@@ -374,7 +385,7 @@ class Trainer:
             self.model.constyle.eval()
 
     def _should_freeze(self, iteration: int) -> bool:
-        limit = self.config.train.constyle_iters
+        limit = 0 if self.config.model.constyle.freeze else self.config.train.constyle_iters
         return self.is_constyle and not self.frozen and limit is not None and iteration > limit
 
     def _rng_snapshot(self) -> dict[str, Any]:
@@ -602,9 +613,13 @@ class Trainer:
     # Validation
 
     def _evaluation_model(self) -> nn.Module:
-        """The EMA model as validated and exported, BatchNorm statistics recomputed for its weights."""
+        """The EMA model as validated and exported, BatchNorm statistics recomputed for its weights.
+
+        Not with a prompter frozen from the start (``model.constyle.freeze``): its EMA weights are its own, and
+        its statistics, the only BatchNorm in these models, belong to it.
+        """
         if self._evaluation_cache is None or self._evaluation_cache[0] != self.iteration:
-            recalibrate = self.config.train.ema.recalibrate_batches > 0
+            recalibrate = self.config.train.ema.recalibrate_batches > 0 and not self.config.model.constyle.freeze
             module = self.ema.recalibrated(self._calibration_batches()) if recalibrate else self.ema.module
             self._evaluation_cache = (self.iteration, module)
         return self._evaluation_cache[1]
