@@ -11,6 +11,9 @@ the published implementation computes) and our model under bf16 autocast. Each f
 
     python benchmarks/inference.py                       # every architecture
     python benchmarks/inference.py --models nafnet --size 512 --repeat 3
+    # an AVX2-only CPU's kernels on an AVX-512 one (torch's, oneDNN's and MKL's ISA capped; bf16 is then emulated):
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python benchmarks/inference.py --models nafnet constyle_nafnet --contenders fp32 plain
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ class Row:
         return timings.median_ms if timings else None
 
 
-def measure(name: str, *, size: int, repeat: int, warmup: int, threads: int) -> Row:
+def measure(name: str, *, size: int, repeat: int, warmup: int, threads: int,
+            only: tuple[str, ...] = CONTENDERS) -> Row:
     model = build_model(name).eval()
     image = torch.rand(1, 3, size, size)
     try:
@@ -71,6 +75,7 @@ def measure(name: str, *, size: int, repeat: int, warmup: int, threads: int) -> 
     if plain is not None:
         contenders["plain"] = lambda: restore_tensor(plain, image)
         before["plain"] = lambda: retain_freed_memory(False)
+    contenders = {label: run for label, run in contenders.items() if label in only}
     with use_threads(threads):
         wall = interleaved(contenders, repeat=repeat, warmup=warmup, before=before)
     with use_threads(1):
@@ -91,7 +96,7 @@ def markdown(rows: list[Row], *, size: int, threads: int, repeat: int, peak: Pea
     published = {row.name: PUBLISHED_MS.get(row.name) if size == 256 else None for row in rows}
     lines = [
         f"Batch 1, {size}×{size}, median of {repeat} runs per figure, the contenders interleaved in one process "
-        f"(torch {torch.__version__}; load average {load}).",
+        f"(torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}; load average {load}).",
         "",
         f"**Wall-clock, {threads} threads** (what a user waits; stretched by whatever else runs on the cores):",
         "",
@@ -149,13 +154,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS,
+                        help="which to time (fp32 always); e.g. fp32 plain on a CPU where bf16 is emulated")
 
 
 def run(args: argparse.Namespace, peak: Peak) -> str:
     load = load_average()
     rows = []
     for name in args.models:
-        rows.append(measure(name, size=args.size, repeat=args.repeat, warmup=args.warmup, threads=args.threads))
+        only = tuple(dict.fromkeys(["fp32", *args.contenders]))
+        rows.append(measure(name, size=args.size, repeat=args.repeat, warmup=args.warmup, threads=args.threads,
+                            only=only))
         print(f"  inference: {name} done", flush=True)
     return markdown(rows, size=args.size, threads=args.threads, repeat=args.repeat, peak=peak,
                     load=f"{load} at the start, {load_average()} at the end")
