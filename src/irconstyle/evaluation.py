@@ -16,6 +16,7 @@ from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, image_to_tensor, read_image, tensor_to_image
 from irconstyle.inference import Tile, resolve_tile, restore_tensor
 from irconstyle.metrics import Protocol, psnr, ssim
+from irconstyle.zoo.descriptor import ModelDescriptor, describe
 
 METRIC_NAMES = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
@@ -83,7 +84,7 @@ def _uint8(image: np.ndarray) -> np.ndarray:
 
 
 def evaluate(
-    model: nn.Module,
+    model: ModelDescriptor | nn.Module,
     *,
     gt_dir: str | os.PathLike,
     lq_dir: str | os.PathLike | None = None,
@@ -96,7 +97,8 @@ def evaluate(
     device: str | torch.device = "cpu",
     on_image: Callable[[ImageScore], None] | None = None,
 ) -> EvaluationReport:
-    """Restore and score every image, with inputs from one of three sources.
+    """Restore and score every image, with inputs from one of three sources, tiled as ``model``'s descriptor
+    says for ``tile="auto"``.
 
     ``lq_dir``: degraded images paired with ``gt_dir`` by file stem. ``degradation=(task, level)``: each clean
     image degraded by :func:`irconstyle.data.degradations.degrade`, seeded by ``seed`` + its index. A noise
@@ -106,7 +108,7 @@ def evaluate(
     sources = sum(x is not None for x in (lq_dir, degradation)) + bool(protocol and protocol.noise_sigma)
     if sources != 1:
         raise ValueError("give exactly one input source: lq_dir, a degradation, or a noise protocol")
-    model = model.to(device).eval()
+    model = describe(model).to(device).eval()
     if lq_dir is not None:
         items = [(pair.gt, pair.lq) for pair in pair_folders(lq_dir, gt_dir)]
     else:

@@ -71,9 +71,9 @@ def test_every_package_converts_and_matches_tensorflow(task):
     result = converted(task)
     stages, our_task = PACKAGES[task]
     model = result.model
-    assert model.build_config["kwargs"]["stages"] == stages
-    assert result.metadata["task"] == our_task and result.metadata["size_multiple"] == 64
-    assert "Apache-2.0" in result.metadata["licence"]
+    assert result.build_config.options["stages"] == stages
+    assert result.task == our_task and result.size_multiple == 64
+    assert "Apache-2.0" in result.licence
     cases = [
         (ASSETS / task / "fixture_input.png", ASSETS / task / "fixture_tf.png"),
         (ASSETS / "chelsea_128x192.png", ASSETS / task / "chelsea_128x192_tf.png"),

@@ -16,7 +16,6 @@ from torch import nn
 
 from irconstyle.atomic import atomic_write
 from irconstyle.models import official
-from irconstyle.models.registry import build_model
 
 FORMAT = "irconstyle"
 
@@ -36,11 +35,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, object]:
-    """What an irconstyle safetensors file says about itself (task, licence, source, …), without its tensors.
-
-    Values are decoded from JSON; the architecture and format entries are left out.
-    """
+def read_header(path: str | os.PathLike) -> dict[str, str]:
+    """The raw metadata of an irconstyle safetensors file, read without its tensors."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -51,6 +47,20 @@ def read_metadata(path: str | os.PathLike) -> dict[str, object]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
     if raw.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an irconstyle model file (no irconstyle metadata)")
+    return raw
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, object]:
+    """What an irconstyle safetensors file says about itself (task, licence, source, …), without its tensors.
+
+    Values are decoded from JSON; the architecture and format entries are left out.
+    """
+    return decode_metadata(read_header(path))
+
+
+def decode_metadata(raw: dict[str, str]) -> dict[str, object]:
+    """A file's metadata values decoded from JSON (text that is not JSON kept as text), without the format and
+    architecture entries."""
     values: dict[str, object] = {}
     for key, text in raw.items():
         if key not in ("format", "architecture"):
@@ -61,49 +71,20 @@ def read_metadata(path: str | os.PathLike) -> dict[str, object]:
     return values
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata: dict | None = None) -> None:
-    """Write the model's weights as safetensors, atomically, with its architecture in the metadata.
-
-    The model must come from :func:`irconstyle.build_model` (or :func:`load_model`), which records its
-    name and arguments.
-    """
-    config = getattr(model, "build_config", None)
-    if config is None:
-        raise CheckpointError(
-            f"{type(model).__name__} was not built with irconstyle.build_model, so its architecture "
-            "arguments are unknown; build it with build_model(name, **kwargs) to save it"
-        )
-    metadata = {"format": FORMAT, "architecture": json.dumps(config, sort_keys=True)}
-    if getattr(model, "native_tile", None):
-        metadata["native_tile"] = json.dumps(model.native_tile)
-    if extra_metadata:
-        metadata.update({key: json.dumps(value) for key, value in extra_metadata.items()})
-    state = {key: tensor.detach().contiguous() for key, tensor in model.state_dict().items()}
+def write_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> None:
+    """Write tensors and string metadata as a safetensors file, atomically, readable by everyone."""
+    state = {key: tensor.detach().contiguous() for key, tensor in state.items()}
     with atomic_write(Path(path)) as temporary:
-        save_file(state, temporary, metadata=metadata)
+        save_file(state, temporary, metadata={"format": FORMAT, **metadata})
         os.chmod(temporary, 0o644)  # safetensors creates owner-only files; weights are meant to be shared
 
 
-def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from a file written by :func:`save_checkpoint` alone, in eval mode.
-
-    A ``native_tile`` in the file's metadata becomes the model's attribute of that name: the tile size that
-    ``tile="auto"`` restores with (see :func:`irconstyle.inference.resolve_tile`).
-    """
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and raw metadata of an irconstyle safetensors file (no pickled code is run)."""
     path = Path(path)
-    state, metadata = _read_safetensors(path)
-    if metadata.get("format") != FORMAT or "architecture" not in metadata:
-        raise CheckpointError(f"{path}: no irconstyle architecture metadata; use load_checkpoint with a model")
-    config = json.loads(metadata["architecture"])
-    model = build_model(config["name"], **config["kwargs"])
-    _load_strict(model, state, path)
-    if "native_tile" in metadata:
-        native_tile = json.loads(metadata["native_tile"])
-        multiple = getattr(model, "size_multiple", 1)
-        if not isinstance(native_tile, int) or native_tile < multiple or native_tile % multiple:
-            raise CheckpointError(f"{path}: native_tile must be a positive multiple of {multiple}, got {native_tile}")
-        model.native_tile = native_tile
-    return model.to(map_location).eval()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    return _read_safetensors(path)
 
 
 def _read_official(path: Path) -> dict[str, torch.Tensor]:
@@ -131,7 +112,7 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     one :class:`CheckpointError` listing them all.
     """
     path = Path(path)
-    _load_strict(model, _read_weights(model, path), path)
+    load_strict(model, _read_weights(model, path), path)
     return model
 
 
@@ -144,7 +125,7 @@ def load_checkpoint_into_deeper(model: nn.Module, path: str | os.PathLike) -> li
     :func:`load_checkpoint`.
     """
     path = Path(path)
-    return _load_strict(model, _read_weights(model, path), path, allow_new_blocks=True)
+    return load_strict(model, _read_weights(model, path), path, allow_new_blocks=True)
 
 
 def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
@@ -155,7 +136,7 @@ def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     return official.convert_state_dict(_read_official(path), model)
 
 
-def _load_strict(
+def load_strict(
     model: nn.Module, state: dict[str, torch.Tensor], path: Path, *, allow_new_blocks: bool = False
 ) -> list[str]:
     expected = model.state_dict()
