@@ -3,6 +3,7 @@ arguments that rebuild one."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +92,16 @@ class BuildConfig:
     def without(self, *names: str) -> BuildConfig:
         """The same architecture with some options left at their defaults."""
         return BuildConfig(self.architecture, {k: v for k, v in self.options.items() if k not in names})
+
+    def canonical(self) -> BuildConfig:
+        """The same configuration with every constructor keyword spelled out (its default where not given) and
+        in JSON types, so that two configurations of one network compare equal."""
+        signature = inspect.signature(_entry(self.architecture).factory)
+        defaults = {
+            name: parameter.default for name, parameter in signature.parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        return BuildConfig(self.architecture, json.loads(json.dumps({**defaults, **self.options})))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.architecture, "kwargs": json.loads(json.dumps(dict(self.options)))}
