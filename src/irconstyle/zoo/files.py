@@ -22,6 +22,7 @@ from irconstyle.models.checkpoint import (
 from irconstyle.models.registry import BuildConfig
 from irconstyle.zoo.descriptor import PRECISIONS, ModelDescriptor, describe
 
+AUTHORS_SUFFIXES = (".pth", ".pt", ".ckpt")  # torch.save files: the authors' checkpoints
 # Descriptor fields a file records under their own names (JSON-encoded), besides "architecture".
 _FACTS = ("task", "native_tile", "precisions", "description", "licence", "source", "training_data")
 
@@ -57,9 +58,15 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", n
          ) -> ModelDescriptor:
     """Rebuild the model written by :func:`save` from its file alone: the descriptor, network in eval mode.
 
-    ``name``: the pretrained registry's name for these weights, recorded in the descriptor.
+    A ``.pth`` checkpoint (the authors' or one saved with ``torch.save``) is read weights-only and its
+    architecture detected from its keys and shapes. ``name``: the pretrained registry's name for these weights,
+    recorded in the descriptor.
     """
     path = Path(path)
+    if path.suffix in AUTHORS_SUFFIXES:
+        from irconstyle.convert.authors import convert_authors_checkpoint
+
+        return describe(convert_authors_checkpoint(path), name=name).to(map_location).eval()
     state, raw = read_safetensors(path)
     if raw.get("format") != FORMAT or "architecture" not in raw:
         raise CheckpointError(f"{path}: no irconstyle architecture metadata; use load_checkpoint with a model")
