@@ -148,3 +148,12 @@ def test_descriptor_facts_are_checked():
         descriptor.with_facts(precisions=("int8",))
     with pytest.raises(ValueError, match="is not a restormer model"):
         irconstyle.describe(descriptor.model, BuildConfig.create("restormer"))
+
+
+def test_load_takes_a_pretrained_name_or_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert irconstyle.load("derain").name == "derain"
+    irconstyle.save(irconstyle.build("nafnet", **MODELS["nafnet"].small), tmp_path / "derain")  # a file wins
+    assert irconstyle.load("derain").architecture == "nafnet"
+    with pytest.raises(CheckpointError, match="no such model file"):
+        irconstyle.load("no-such-model")

@@ -10,14 +10,15 @@ from torch import nn
 from irconstyle.models.checkpoint import CheckpointError, load_checkpoint
 from irconstyle.models.registry import build_model
 from irconstyle.restoration import restore
-from irconstyle.zoo import ModelDescriptor, build, describe, load, pretrained_models, save
+from irconstyle.zoo import ModelDescriptor, build, describe, load, load_file, pretrained_models, save
 
 save_checkpoint = save
 
 
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """The network of a file written by :func:`save`, in eval mode (:func:`load` gives its descriptor too)."""
-    return load(path, map_location=map_location).model
+    """The network of a model file (ours, or an authors' ``.pth``), in eval mode; :func:`load` gives its
+    descriptor too."""
+    return load_file(path, map_location=map_location).model
 
 
 def list_models(*, pretrained: bool = False) -> list[str]:

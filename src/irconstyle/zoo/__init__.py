@@ -2,9 +2,10 @@
 pretrained registry of named weights (bundled, Google's MAXIM releases, installed)."""
 
 from irconstyle.zoo.descriptor import PRECISIONS, ModelDescriptor, build, describe
-from irconstyle.zoo.files import load, save
+from irconstyle.zoo.files import load_file, save
 from irconstyle.zoo.pretrained import (
     PretrainedEntry,
+    load,
     load_pretrained,
     pretrained_entry,
     pretrained_models,
@@ -18,6 +19,7 @@ __all__ = [
     "build",
     "describe",
     "load",
+    "load_file",
     "load_pretrained",
     "pretrained_entry",
     "pretrained_models",

@@ -1,5 +1,5 @@
 """A model's file: its weights as safetensors, and in the metadata the build configuration and the descriptor's
-facts, so that :func:`load` rebuilds the whole descriptor from the file alone."""
+facts, so that :func:`load_file` rebuilds the whole descriptor from the file alone."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def save(descriptor: ModelDescriptor, path: str | os.PathLike, *, metadata: dict
     write_safetensors(descriptor.model.state_dict(), path, encoded)
 
 
-def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", name: str | None = None
+def load_file(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", name: str | None = None
          ) -> ModelDescriptor:
     """Rebuild the model written by :func:`save` from its file alone: the descriptor, network in eval mode.
 

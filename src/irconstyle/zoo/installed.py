@@ -16,7 +16,7 @@ from pathlib import Path
 
 from irconstyle.atomic import atomic_write
 from irconstyle.models.checkpoint import CheckpointError, read_metadata
-from irconstyle.zoo.files import load, save
+from irconstyle.zoo.files import load_file, save
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
@@ -86,7 +86,7 @@ def install(source: str | os.PathLike, *, name: str | None = None, reserved: fro
     source = Path(source)
     folder = user_model_dir()
     if source.suffix == ".safetensors":
-        load(source)  # refuses files that are not complete irconstyle models
+        load_file(source)  # refuses files that are not complete irconstyle models
         target = folder / f"{_checked(name or source.stem, reserved)}.safetensors"
         with atomic_write(target) as temporary:
             shutil.copyfile(source, temporary)

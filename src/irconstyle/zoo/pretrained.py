@@ -24,7 +24,7 @@ from irconstyle.models.checkpoint import CheckpointError
 from irconstyle.models.registry import BuildConfig
 from irconstyle.zoo import installed
 from irconstyle.zoo.descriptor import ModelDescriptor
-from irconstyle.zoo.files import load, read_build_config
+from irconstyle.zoo.files import load_file, read_build_config
 
 TASKS = ("denoise", "derain", "dehaze", "deblur")
 
@@ -119,11 +119,14 @@ RELEASED: dict[str, PretrainedEntry] = {
 }
 
 
+_KNOWN: dict[str, PretrainedEntry] = {**BUNDLED, **RELEASED}
+
+
 def pretrained_models() -> list[PretrainedEntry]:
     """Every entry: the bundled models, Google's releases (installed or not) and the user's other installed
-    models, in that order."""
-    extra = [_installed_entry(model) for model in installed.installed_models() if model.name not in _KNOWN]
-    return [pretrained_entry(name) for name in _KNOWN] + extra  # type: ignore[misc]
+    models (readable ones), in that order."""
+    extra = [pretrained_entry(model.name) for model in installed.installed_models() if model.name not in _KNOWN]
+    return [pretrained_entry(name) for name in _KNOWN] + [entry for entry in extra if entry is not None]  # type: ignore[misc]
 
 
 def pretrained_entry(name: str) -> PretrainedEntry | None:
@@ -151,9 +154,6 @@ def _installed_entry(model: installed.InstalledModel) -> PretrainedEntry:
     )
 
 
-_KNOWN: dict[str, PretrainedEntry] = {**BUNDLED, **RELEASED}
-
-
 def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> ModelDescriptor:
     """The descriptor of the weights called ``name``; a clear error says how to get ones not installed."""
     entry = pretrained_entry(name)
@@ -163,7 +163,7 @@ def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> ModelDe
         if entry.kind == "bundled":
             raise CheckpointError(f"{entry.path}: the bundled {name} model is not installed with this package")
         raise CheckpointError(f"{name} is not installed; get it with: {entry.how_to_get}")
-    return load(entry.path, map_location=device, name=name)
+    return load_file(entry.path, map_location=device, name=name)
 
 
 def resolve(
@@ -191,7 +191,15 @@ def resolve(
             f"{path}: restore needs an irconstyle .safetensors model; convert an authors' checkpoint with "
             "`irconstyle convert`"
         )
-    return load(path, map_location=device)
+    return load_file(path, map_location=device)
+
+
+def load(name_or_path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> ModelDescriptor:
+    """A model's descriptor, network in eval mode: from a file (our ``.safetensors``, or a ``.pth`` whose
+    architecture is detected) or, where no such file exists, a pretrained name (``irconstyle models``)."""
+    if not Path(name_or_path).exists() and pretrained_entry(str(name_or_path)) is not None:
+        return load_pretrained(str(name_or_path), device=map_location)
+    return load_file(name_or_path, map_location=map_location)
 
 
 def install(source: str | os.PathLike, *, name: str | None = None) -> installed.InstalledModel:
