@@ -47,7 +47,8 @@ def _run_models(args: argparse.Namespace) -> int:
         state = "yes" if entry.installed else f"no: {entry.how_to_get}" if entry.how_to_get else "no"
         licence = entry.licence[:11]
         print(f"  {entry.name:22s} {entry.task or '?':8s} {parameters:>7s} {speed:>7s} {licence:11s} {state}")
-    print(f"\nms/MP: milliseconds to restore one megapixel, measured on {MEASURED_ON}; - where not measured")
+    print(f"\nms/MP: milliseconds to restore one megapixel, measured on {MEASURED_ON}; - where not measured "
+          "(docs/experiments/zoo-speed.md)")
     return 0
 
 

@@ -22,9 +22,8 @@ from irconstyle.data.io import (
     write_image,
 )
 from irconstyle.inference import Progress, Tile, check_precision, check_tiling, restore_tensor
-from irconstyle.zoo.descriptor import ModelDescriptor, describe
-from irconstyle.zoo.pretrained import BUNDLED, TASKS
-from irconstyle.zoo.pretrained import resolve as resolve_pretrained
+from irconstyle.zoo.descriptor import ModelDescriptor
+from irconstyle.zoo.pretrained import BUNDLED, TASKS, ModelSource, resolve
 
 
 def bundled_model_path(task: str) -> Path:
@@ -34,18 +33,7 @@ def bundled_model_path(task: str) -> Path:
     return BUNDLED[task].path
 
 
-Model = ModelDescriptor | nn.Module | str | os.PathLike | None
-
-
-def resolve(model: Model, task: str = "denoise", device: str | torch.device = "cpu") -> ModelDescriptor:
-    """A ready model's descriptor: a descriptor or module as given, a pretrained name (bundled task name,
-    Google's releases, installed models; see :mod:`irconstyle.zoo.pretrained`) or an irconstyle file."""
-    if isinstance(model, nn.Module):
-        return describe(model).to(device).eval()
-    return resolve_pretrained(model, task, device)
-
-
-def resolve_model(model: Model, task: str = "denoise", device: str | torch.device = "cpu") -> nn.Module:
+def resolve_model(model: ModelSource, task: str = "denoise", device: str | torch.device = "cpu") -> nn.Module:
     """The network of :func:`resolve`, in eval mode (without its descriptor: restore it through ``resolve`` to
     keep the weights' native tile)."""
     return resolve(model, task, device).model
@@ -55,7 +43,7 @@ def restore(
     image: np.ndarray | torch.Tensor | object,
     *,
     task: str = "denoise",
-    model: Model = None,
+    model: ModelSource = None,
     tile: Tile = "auto",
     tile_overlap: int | None = None,
     self_ensemble: bool = False,
@@ -133,7 +121,7 @@ def restore_files(
     output_dir: str | os.PathLike,
     *,
     task: str = "denoise",
-    model: Model = None,
+    model: ModelSource = None,
     tile: Tile = "auto",
     tile_overlap: int | None = None,
     self_ensemble: bool = False,

