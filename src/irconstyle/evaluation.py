@@ -15,10 +15,8 @@ from irconstyle.data.datasets import list_images, pair_folders
 from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, image_to_tensor, read_image, tensor_to_image
 from irconstyle.inference import Tile, resolve_tile, restore_tensor
-from irconstyle.metrics import Protocol, psnr, ssim
+from irconstyle.metrics import RESTORATION_METRICS, Protocol, psnr, restoration_scores
 from irconstyle.zoo.descriptor import ModelDescriptor, describe
-
-METRIC_NAMES = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class EvaluationReport:
     description: str
 
     def mean(self) -> dict[str, float]:
-        fields = [*METRIC_NAMES, "input_psnr_rgb"]
+        fields = [*RESTORATION_METRICS, "input_psnr_rgb"]
         return {name: float(np.mean([getattr(score, name) for score in self.scores])) for name in fields}
 
     def write_csv(self, path: str | os.PathLike) -> None:
@@ -51,13 +49,11 @@ class EvaluationReport:
 
 
 def _score(name: str, restored: np.ndarray, degraded: np.ndarray, reference: np.ndarray) -> ImageScore:
+    """Scores of uint8 images (data range 255)."""
     return ImageScore(
         name=name,
-        psnr_rgb=psnr(restored, reference),
-        ssim_rgb=ssim(restored, reference),
-        psnr_y=psnr(restored, reference, y_channel=True),
-        ssim_y=ssim(restored, reference, y_channel=True),
-        input_psnr_rgb=psnr(degraded, reference),
+        **restoration_scores(restored, reference, data_range=255.0),
+        input_psnr_rgb=psnr(degraded, reference, data_range=255.0),
     )
 
 
