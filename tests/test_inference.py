@@ -7,12 +7,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from irconstyle import inference
 from irconstyle.inference import resolve_tile, restore_tensor, tiles
+from irconstyle.zoo import ModelDescriptor, describe
 
 
 class ShiftAndBlur(nn.Module):
     """A small, position-independent stand-in with a receptive field, so tile seams would show."""
-
-    size_multiple = 8
 
     def __init__(self) -> None:
         super().__init__()
@@ -22,6 +21,11 @@ class ShiftAndBlur(nn.Module):
 
     def forward(self, x):
         return self.conv(x) * 0.9 + 0.05
+
+
+def stand_in(**facts) -> ModelDescriptor:
+    """:class:`ShiftAndBlur` described as a network computing on multiples of 8, as the U-Nets do."""
+    return describe(ShiftAndBlur(), size_multiple=8, **facts)
 
 
 def test_tiles_cover_the_image_exactly():
@@ -35,7 +39,7 @@ def test_tiles_cover_the_image_exactly():
 def test_tiled_matches_whole_image_away_from_seams():
     torch.manual_seed(0)
     x = torch.rand(1, 3, 96, 136)
-    model = ShiftAndBlur()
+    model = stand_in()
     whole = restore_tensor(model, x)
     tiled = restore_tensor(model, x, tile=48, tile_overlap=16)
     mse = (whole - tiled).square().mean()
@@ -45,17 +49,17 @@ def test_tiled_matches_whole_image_away_from_seams():
 
 def test_self_ensemble_of_an_equivariant_model_is_the_model():
     x = torch.rand(1, 3, 40, 56)
-    model = ShiftAndBlur()
+    model = stand_in()
     assert torch.allclose(restore_tensor(model, x, self_ensemble=True), restore_tensor(model, x), atol=1e-6)
 
 
 def test_progress_announces_the_total_then_reports_every_tile():
     calls = []
     image = torch.rand(1, 3, 64, 64)
-    restore_tensor(ShiftAndBlur(), image, tile=32, tile_overlap=8, progress=lambda d, t: calls.append((d, t)))
+    restore_tensor(stand_in(), image, tile=32, tile_overlap=8, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(done, 9) for done in range(10)]
     calls.clear()
-    restore_tensor(ShiftAndBlur(), image, tile=None, progress=lambda d, t: calls.append((d, t)))
+    restore_tensor(stand_in(), image, tile=None, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(0, 1), (1, 1)]
 
 
@@ -70,16 +74,16 @@ def test_progress_announces_the_total_then_reports_every_tile():
 )
 def test_bad_options_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        restore_tensor(ShiftAndBlur(), torch.rand(1, 3, 64, 64), **kwargs)
+        restore_tensor(stand_in(), torch.rand(1, 3, 64, 64), **kwargs)
 
 
 def test_rejects_non_rgb_tensors():
     with pytest.raises(ValueError, match="B×3×H×W"):
-        restore_tensor(ShiftAndBlur(), torch.rand(3, 64, 64))
+        restore_tensor(stand_in(), torch.rand(3, 64, 64))
 
 
 def test_auto_tile_restores_small_images_whole_and_large_ones_in_tiles(monkeypatch):
-    model = ShiftAndBlur()
+    model = stand_in()
     monkeypatch.setattr(inference, "AUTO_TILE_ABOVE_PIXELS", 64 * 64)
     monkeypatch.setattr(inference, "AUTO_TILE", 44)  # rounded up to the model's multiple of 8
     assert resolve_tile(model, "auto", 64, 64) is None
@@ -92,8 +96,7 @@ def test_auto_tile_restores_small_images_whole_and_large_ones_in_tiles(monkeypat
 
 
 def test_auto_tile_uses_the_native_tile_of_the_weights_at_every_size():
-    model = ShiftAndBlur()
-    model.native_tile = 32
+    model = stand_in(native_tile=32)
     assert resolve_tile(model, "auto", 24, 24) == 32  # smaller than a tile: restored whole all the same
     assert resolve_tile(model, "auto", 64, 64) == 32
     assert resolve_tile(model, 48, 64, 64) == 48 and resolve_tile(model, None, 64, 64) is None
@@ -110,7 +113,7 @@ def test_auto_tile_uses_the_native_tile_of_the_weights_at_every_size():
 def test_bad_tile_values_are_refused():
     for tile in ("big", 12.5, True):
         with pytest.raises(ValueError, match="tile must be"):
-            restore_tensor(ShiftAndBlur(), torch.rand(1, 3, 16, 16), tile=tile)
+            restore_tensor(stand_in(), torch.rand(1, 3, 16, 16), tile=tile)
 
 
 class CastCounter(TorchDispatchMode):
@@ -128,9 +131,9 @@ class CastCounter(TorchDispatchMode):
 
 def test_bf16_casts_the_weights_once_per_restore_not_once_per_tile(monkeypatch):
     monkeypatch.setattr(inference, "cpu_bf16_is_fast", lambda: True)
-    model = ShiftAndBlur()
+    model = stand_in()
     image = torch.rand(1, 3, 64, 64)
-    with CastCounter(model.conv.weight.shape) as counter:
+    with CastCounter(model.model.conv.weight.shape) as counter:
         restored = restore_tensor(model, image, tile=32, tile_overlap=8, precision="bf16")
     assert counter.count == 1  # 9 tiles
     torch.testing.assert_close(restored, restore_tensor(model, image, tile=32, tile_overlap=8), atol=2e-2, rtol=0)
@@ -165,4 +168,18 @@ def test_bf16_on_a_cpu_where_it_is_slow_warns_that_it_is_slower(monkeypatch):
     monkeypatch.setattr(inference, "cpu_bf16_is_fast", lambda: False)
     inference._warn_slow_cpu_bf16.cache_clear()
     with pytest.warns(UserWarning, match="slower than fp32"):
-        restore_tensor(ShiftAndBlur(), torch.rand(1, 3, 16, 16), precision="bf16")
+        restore_tensor(stand_in(), torch.rand(1, 3, 16, 16), precision="bf16")
+
+
+def test_a_precision_the_descriptor_does_not_list_is_refused():
+    with pytest.raises(ValueError, match="precision bf16 is not supported by this model; use fp32"):
+        restore_tensor(stand_in(precisions=("fp32",)), torch.rand(1, 3, 16, 16), precision="bf16")
+
+
+def test_a_module_from_elsewhere_is_taken_to_accept_any_size_and_a_registered_one_declares_its_multiple():
+    assert describe(ShiftAndBlur()).size_multiple == 1
+    assert describe(ShiftAndBlur()).build_config is None
+    from irconstyle import build_model
+
+    assert describe(build_model("nafnet", width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1,
+                                decoder_blocks=[1, 1, 1])).size_multiple == 8

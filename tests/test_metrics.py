@@ -151,3 +151,17 @@ def test_protocols_score_in_their_colour_space() -> None:
     }
     with pytest.raises(ValueError, match="unknown protocol 'set5'"):
         metrics.get_protocol("set5")
+
+
+def test_restoration_scores_are_the_four_numbers_of_eval_and_validation_on_arrays_and_tensors():
+    rng = np.random.default_rng(0)
+    reference = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    restored = np.clip(reference.astype(int) + rng.integers(-9, 10, reference.shape), 0, 255).astype(np.uint8)
+    scores = metrics.restoration_scores(restored, reference, data_range=255.0)
+    assert list(scores) == list(metrics.RESTORATION_METRICS)
+    assert scores["psnr_y"] == metrics.psnr(restored, reference, y_channel=True)
+    assert scores["ssim_rgb"] == metrics.ssim(restored, reference)
+    as_tensor = lambda image: torch.from_numpy(image.astype(np.float64) / 255).permute(2, 0, 1)[None]  # noqa: E731
+    batched = metrics.restoration_scores(as_tensor(restored), as_tensor(reference), data_range=1.0)
+    for name, value in scores.items():
+        assert float(batched[name][0]) == pytest.approx(value, abs=1e-9)

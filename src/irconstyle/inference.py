@@ -15,10 +15,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from irconstyle.zoo.descriptor import PRECISIONS, ModelDescriptor, describe
+
 Progress = Callable[[int, int], None]  # (tiles done, tiles total); called with 0 done before the first
 Tile = int | Literal["auto"] | None
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+Model = ModelDescriptor | nn.Module  # a bare module is described by its architecture (see zoo.describe)
 
 # tile="auto": whole images up to AUTO_TILE_ABOVE_PIXELS, tiles of AUTO_TILE beyond. Restoring whole takes about
 # 1.7 GB per megapixel with the default denoiser (more with the paper-size models); of the tile sizes measured
@@ -29,15 +31,12 @@ AUTO_TILE_ABOVE_PIXELS = 1024 * 1024
 DEFAULT_TILE_OVERLAP = 32
 
 
-def size_multiple_of(model: nn.Module) -> int:
-    """The spatial multiple the architecture computes on natively (models pad other sizes themselves)."""
-    return int(getattr(model, "size_multiple", 1))
-
-
-def check_precision(device: torch.device, precision: str) -> None:
-    """Raise a clear ValueError for a precision this device cannot run."""
+def check_precision(device: torch.device, precision: str, model: Model | None = None) -> None:
+    """Raise a clear ValueError for a precision this device (or the model, where given) cannot run."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if model is not None and precision not in (supported := describe(model).precisions):
+        raise ValueError(f"precision {precision} is not supported by this model; use {', '.join(supported)}")
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("fp16 is for GPUs; use bf16 on the CPU")
 
@@ -107,7 +106,7 @@ def _dihedral_inverse(x: torch.Tensor, index: int) -> torch.Tensor:
     return x.transpose(-2, -1) if index >= 4 else x
 
 
-def _run(model: nn.Module, x: torch.Tensor, self_ensemble: bool) -> torch.Tensor:
+def _run(model: ModelDescriptor, x: torch.Tensor, self_ensemble: bool) -> torch.Tensor:
     if not self_ensemble:
         return model(x).float()
     total = torch.zeros_like(x, dtype=torch.float32)
@@ -143,41 +142,38 @@ def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[in
             yield top, left, min(tile, height), min(tile, width)
 
 
-def resolve_tile(model: nn.Module, tile: Tile, height: int, width: int) -> int | None:
-    """The tile size to use for an image: ``tile`` itself, or for ``"auto"`` the model's ``native_tile`` where
-    it has one, else none up to :data:`AUTO_TILE_ABOVE_PIXELS` and :data:`AUTO_TILE` (rounded up to the model's
-    size multiple) beyond.
+def resolve_tile(model: Model, tile: Tile, height: int, width: int) -> int | None:
+    """The tile size to use for an image: ``tile`` itself, or for ``"auto"`` the descriptor's ``native_tile``
+    where it has one, else none up to :data:`AUTO_TILE_ABOVE_PIXELS` and :data:`AUTO_TILE` (rounded up to the
+    model's size multiple) beyond.
 
-    ``native_tile`` (read from the weights file by :func:`irconstyle.load_model`) marks weights that restore
+    ``native_tile`` (recorded in the weights file, read by :func:`irconstyle.load`) marks weights that restore
     better in pieces the size of their training patches: global poolings (NAFNet's channel attention,
     ConStyle's latent) see statistics of a whole photo that training never showed them.
     """
     if tile != "auto":
         return tile
-    if native_tile_of(model) or height * width > AUTO_TILE_ABOVE_PIXELS:
-        return _auto_tile_size(model)
+    descriptor = describe(model)
+    if descriptor.native_tile or height * width > AUTO_TILE_ABOVE_PIXELS:
+        return _auto_tile_size(descriptor)
     return None
 
 
-def native_tile_of(model: nn.Module) -> int | None:
-    """The tile size the model's weights were trained for, where they name one (see :func:`resolve_tile`)."""
-    return getattr(model, "native_tile", None)
+def _auto_tile_size(descriptor: ModelDescriptor) -> int:
+    multiple = descriptor.size_multiple
+    return descriptor.native_tile or -(-AUTO_TILE // multiple) * multiple
 
 
-def _auto_tile_size(model: nn.Module) -> int:
-    multiple = size_multiple_of(model)
-    return native_tile_of(model) or -(-AUTO_TILE // multiple) * multiple
-
-
-def check_tiling(model: nn.Module, tile: Tile, tile_overlap: int | None) -> None:
+def check_tiling(model: Model, tile: Tile, tile_overlap: int | None) -> None:
     """Raise a clear ValueError for tile options this model cannot use."""
     if tile is None:
         return
+    descriptor = describe(model)
     if tile == "auto":
-        tile = _auto_tile_size(model)
+        tile = _auto_tile_size(descriptor)
     if not isinstance(tile, int) or isinstance(tile, bool):
         raise ValueError(f"tile must be a number of pixels, 'auto' or None, got {tile!r}")
-    multiple = size_multiple_of(model)
+    multiple = descriptor.size_multiple
     if tile < multiple or tile % multiple:
         raise ValueError(f"tile must be a positive multiple of {multiple} for this model, got {tile}")
     if tile_overlap is not None and not 0 <= tile_overlap <= tile // 2:
@@ -186,7 +182,7 @@ def check_tiling(model: nn.Module, tile: Tile, tile_overlap: int | None) -> None
 
 @torch.no_grad()  # not inference_mode: autocast reuses its weight casts across tiles only outside it
 def restore_tensor(
-    model: nn.Module,
+    model: Model,
     image: torch.Tensor,
     *,
     tile: Tile = None,
@@ -195,7 +191,8 @@ def restore_tensor(
     precision: str = "fp32",
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Restore a B×3×H×W tensor in [0, 1] with ``model`` (in eval mode); returns float32 on ``image``'s device.
+    """Restore a B×3×H×W tensor in [0, 1] with ``model`` (put in eval mode), tiled, padded and run as its
+    descriptor says; returns float32 on ``image``'s device.
 
     With ``tile`` the image is processed in tiles of at most ``tile``×``tile`` pixels that overlap by
     ``tile_overlap`` and are blended with raised-cosine weights, so peak memory depends on the tile size and not
@@ -205,13 +202,14 @@ def restore_tensor(
     """
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"expected a B×3×H×W image tensor, got shape {tuple(image.shape)}")
+    model = describe(model).eval()
     check_tiling(model, tile, tile_overlap)
-    model.eval()
     device = image.device
     height, width = image.shape[-2:]
     tile = resolve_tile(model, tile, height, width)
     if tile is not None and tile_overlap is None:
         tile_overlap = min(DEFAULT_TILE_OVERLAP, tile // 2)
+    check_precision(device, precision, model)
     with precision_context(device, precision):
         if tile is None or (height <= tile and width <= tile):
             if progress:

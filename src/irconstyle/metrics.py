@@ -146,6 +146,21 @@ def ssim(
     return _result(_ssim_map(x, y).mean(axis=(1, 2, 3)), img)
 
 
+RESTORATION_METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
+
+
+def restoration_scores(
+    restored: Image, reference: Image, *, data_range: float, crop_border: int = 0
+) -> dict[str, float | torch.Tensor]:
+    """PSNR and SSIM on RGB and on Y, the four numbers ``irconstyle eval`` and training validation report
+    (:data:`RESTORATION_METRICS`); ``data_range`` is always stated (255 for uint8 arrays, 1.0 for [0, 1])."""
+    scores: dict[str, float | torch.Tensor] = {}
+    for y_channel, space in ((False, "rgb"), (True, "y")):
+        scores[f"psnr_{space}"] = psnr(restored, reference, crop_border, y_channel, data_range=data_range)
+        scores[f"ssim_{space}"] = ssim(restored, reference, crop_border, y_channel, data_range=data_range)
+    return {name: scores[name] for name in RESTORATION_METRICS}
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How a benchmark is scored, so that numbers are comparable with published tables.

@@ -6,7 +6,6 @@ import glob
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -23,52 +22,28 @@ from irconstyle.data.io import (
     write_image,
 )
 from irconstyle.inference import Progress, Tile, check_precision, check_tiling, restore_tensor
-from irconstyle.models.checkpoint import CheckpointError, load_model
-from irconstyle.pretrained import installed_model_path
-
-TASKS = ("denoise", "derain", "dehaze", "deblur")
+from irconstyle.zoo.descriptor import ModelDescriptor
+from irconstyle.zoo.pretrained import BUNDLED, TASKS, ModelSource, resolve
 
 
 def bundled_model_path(task: str) -> Path:
     """The safetensors file of the default model shipped for ``task``."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return Path(str(resources.files("irconstyle") / "weights" / f"{task}.safetensors"))
+    return BUNDLED[task].path
 
 
-def resolve_model(
-    model: nn.Module | str | os.PathLike | None, task: str = "denoise", device: str | torch.device = "cpu"
-) -> nn.Module:
-    """A ready model in eval mode: a module as given, a bundled model by task name, an installed model by name
-    (see :mod:`irconstyle.pretrained`), or an irconstyle file."""
-    if isinstance(model, nn.Module):
-        return model.to(device).eval()
-    if model is None or str(model) in TASKS:
-        path = bundled_model_path(task if model is None else str(model))
-        if not path.is_file():
-            raise CheckpointError(f"{path}: the bundled {path.stem} model is not installed with this package")
-    elif not Path(model).exists() and (installed := installed_model_path(str(model))):
-        path = installed
-    else:
-        path = Path(model)
-        if not path.is_file():
-            raise CheckpointError(
-                f"{path}: no such model file or installed model (give a task name {', '.join(TASKS)}, "
-                "the name of a model `irconstyle models` lists as installed, or a path)"
-            )
-        if path.suffix != ".safetensors":
-            raise CheckpointError(
-                f"{path}: restore needs an irconstyle .safetensors model; convert an authors' checkpoint with "
-                "`irconstyle convert`"
-            )
-    return load_model(path, map_location=device)
+def resolve_model(model: ModelSource, task: str = "denoise", device: str | torch.device = "cpu") -> nn.Module:
+    """The network of :func:`resolve`, in eval mode (without its descriptor: restore it through ``resolve`` to
+    keep the weights' native tile)."""
+    return resolve(model, task, device).model
 
 
 def restore(
     image: np.ndarray | torch.Tensor | object,
     *,
     task: str = "denoise",
-    model: nn.Module | str | os.PathLike | None = None,
+    model: ModelSource = None,
     tile: Tile = "auto",
     tile_overlap: int | None = None,
     self_ensemble: bool = False,
@@ -79,12 +54,12 @@ def restore(
     """Restore one image and return it in the type it came in.
 
     ``image`` is an H×W×3 numpy array (``uint8``, ``uint16`` or float in [0, 1]), a PIL image, or a float
-    tensor in [0, 1] shaped 3×H×W or B×3×H×W. ``model`` is a module, a bundled task name or a
-    ``.safetensors`` path; by default the bundled model for ``task``. ``tile``: a tile size, ``"auto"`` (the default:
-    the model's native tile if it has one, else tiles for images over a megapixel, see
-    :func:`irconstyle.inference.resolve_tile`) or None (whole image).
+    tensor in [0, 1] shaped 3×H×W or B×3×H×W. ``model`` is a descriptor, a module, a pretrained name (a bundled
+    task name, an installed model) or a ``.safetensors`` path; by default the bundled model for ``task``.
+    ``tile``: a tile size, ``"auto"`` (the default: the model's native tile if it has one, else tiles for
+    images over a megapixel, see :func:`irconstyle.inference.resolve_tile`) or None (whole image).
     """
-    network = resolve_model(model, task, device)
+    network = resolve(model, task, device)
     options = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, precision=precision,
                    progress=progress)
     if isinstance(image, torch.Tensor):
@@ -101,7 +76,7 @@ def restore(
     raise TypeError(f"restore takes a numpy array, a PIL image or a tensor, not {type(image).__name__}")
 
 
-def _restore_array(network: nn.Module, array: np.ndarray, device, options: dict) -> np.ndarray:
+def _restore_array(network: ModelDescriptor, array: np.ndarray, device, options: dict) -> np.ndarray:
     tensor = image_to_tensor(array).unsqueeze(0).to(device)
     restored = restore_tensor(network, tensor, **options)[0]
     if np.issubdtype(array.dtype, np.floating):
@@ -146,7 +121,7 @@ def restore_files(
     output_dir: str | os.PathLike,
     *,
     task: str = "denoise",
-    model: nn.Module | str | os.PathLike | None = None,
+    model: ModelSource = None,
     tile: Tile = "auto",
     tile_overlap: int | None = None,
     self_ensemble: bool = False,
@@ -161,9 +136,9 @@ def restore_files(
     A file that cannot be read is reported in its :class:`FileResult` and the others still restore. Inputs are
     never overwritten. ``compare`` also writes ``<name>_compare.png`` (input | restored).
     """
-    network = resolve_model(model, task, device)
+    network = resolve(model, task, device)
     check_tiling(network, tile, tile_overlap)
-    check_precision(torch.device(device), precision)
+    check_precision(torch.device(device), precision, network)
     output_dir = Path(output_dir)
     results = []
     for source in expand_inputs(inputs):

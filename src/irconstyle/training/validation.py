@@ -28,7 +28,7 @@ def evaluate(
     ``samples`` images come back as 3×H×3W previews: degraded | restored | clean.
     """
     loader = DataLoader(dataset, batch_size=1, num_workers=num_workers, generator=torch.Generator().manual_seed(0))
-    totals = {"psnr_rgb": 0.0, "psnr_y": 0.0, "ssim_rgb": 0.0, "ssim_y": 0.0}
+    totals = {"psnr_rgb": 0.0, "psnr_y": 0.0, "ssim_rgb": 0.0, "ssim_y": 0.0}  # the order the log shows
     previews = []
     count = 0
     for item in loader:
@@ -36,10 +36,8 @@ def evaluate(
         clean = item["gt"].to(device)
         restored = _to_8_bits(restore_tensor(model, degraded, tile=tile))
         reference = _to_8_bits(clean)
-        for y_channel, suffix in ((False, "rgb"), (True, "y")):
-            scored = {"y_channel": y_channel, "data_range": 1.0}
-            totals[f"psnr_{suffix}"] += float(metrics.psnr(restored, reference, **scored))
-            totals[f"ssim_{suffix}"] += float(metrics.ssim(restored, reference, **scored))
+        for name, value in metrics.restoration_scores(restored, reference, data_range=1.0).items():
+            totals[name] += float(value)
         if len(previews) < samples:
             previews.append(torch.cat([degraded.clamp(0.0, 1.0), restored, clean], dim=-1)[0].cpu())
         count += 1

@@ -1,0 +1,239 @@
+"""Which architecture a state dict is, and with which hyper-parameters: read from its keys and shapes.
+
+Works on our layout and on the authors' (their keys are renamed by :mod:`irconstyle.models.official` first).
+Block counts, widths, attention heads and token-mixing sizes come from the shapes; switches that change which
+tensors exist (biases, LayerNorm kind, the momentum encoder) are told apart by trying each and keeping the
+configuration whose tensors match the file's exactly. Hyper-parameters that own no weights (activation slopes,
+dropout) cannot be read and keep their defaults.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from irconstyle.models import official
+from irconstyle.models.registry import BuildConfig
+
+Shapes = Mapping[str, tuple[int, ...]]
+
+# Wrappers that training frameworks put around a state dict, by preference (BasicSR's EMA weights first).
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "network")
+# Prefixes that wrappers put on every key: DataParallel / DistributedDataParallel, torch.compile.
+KEY_PREFIXES = ("module.", "_orig_mod.")
+
+
+class DetectionError(ValueError):
+    """The state dict is none of the architectures this package knows, or its hyper-parameters cannot be read."""
+
+
+def unwrap_state_dict(checkpoint: Any) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint: out of any wrapper dict (``params_ema``, ``params``, ``state_dict``,
+    ``model`` …, nested too) and without ``module.`` / ``_orig_mod.`` prefixes; raises ValueError otherwise."""
+    for _ in range(4):  # wrappers nest a few levels at most ({"model": {"state_dict": …}})
+        if not isinstance(checkpoint, Mapping):
+            break
+        inner = next((checkpoint[key] for key in WRAPPER_KEYS if isinstance(checkpoint.get(key), Mapping)), None)
+        if inner is None:
+            break
+        checkpoint = inner
+    if not isinstance(checkpoint, Mapping) or not checkpoint or not all(
+        isinstance(value, torch.Tensor) for value in checkpoint.values()
+    ):
+        raise ValueError(f"expected a state dict (optionally under {', '.join(repr(k) for k in WRAPPER_KEYS[:3])} …)")
+    state = dict(checkpoint)
+    for prefix in KEY_PREFIXES:
+        if all(key.startswith(prefix) for key in state):
+            state = {key.removeprefix(prefix): value for key, value in state.items()}
+    return state
+
+
+@dataclass(frozen=True)
+class _Family:
+    """How to recognise one architecture in our layout and read its hyper-parameters."""
+
+    architecture: str
+    marker: str  # a key only this architecture has (in our layout)
+    read: Callable[[Shapes], dict[str, Any]]
+    switches: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # tried in order, defaults first
+
+
+def _count(shapes: Shapes, prefix: str) -> int:
+    """How many numbered children ``prefix`` has (``encoders.`` -> 1 + the largest N of ``encoders.N.…``)."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    indices = [int(match.group(1)) for key in shapes if (match := pattern.match(key))]
+    return max(indices) + 1 if indices else 0
+
+
+def _side(shapes: Shapes, prefix: str, kind: str) -> list[int]:
+    """The square token-mixing size of the first ``kind`` ("block" or "grid") gating under ``prefix``."""
+    key = next((k for k in shapes if k.startswith(prefix) and k.endswith(f".{kind}.token_mix.weight")), None)
+    if key is None:
+        raise DetectionError(f"no {kind} gating under {prefix}")
+    side = math.isqrt(shapes[key][0])
+    return [side, side]
+
+
+def _maxim_sizes(shapes: Shapes, prefix: str) -> dict[str, Any]:
+    return {
+        "block_size_high_res": _side(shapes, f"{prefix}encoders.0.", "block"),
+        "grid_size_high_res": _side(shapes, f"{prefix}encoders.0.", "grid"),
+        "block_size_low_res": _side(shapes, f"{prefix}bottleneck.", "block"),
+        "grid_size_low_res": _side(shapes, f"{prefix}bottleneck.", "grid"),
+    }
+
+
+def _levels(shapes: Shapes, prefix: str, levels: int) -> list[int]:
+    return [_count(shapes, f"{prefix}{level}.") for level in range(1, levels + 1)]
+
+
+def _heads(shapes: Shapes, prefixes: list[str]) -> list[int]:
+    return [shapes[f"{prefix}.0.attention.temperature"][0] for prefix in prefixes]
+
+
+def _ffn_expansions(shapes: Shapes, prefix: str, width: int) -> tuple[float, ...]:
+    hidden = shapes[f"{prefix}.0.feedforward.project_in.weight"][0] // 2
+    return (2.66, (hidden + 0.5) / width)
+
+
+def _constyle_nafnet(shapes: Shapes) -> dict[str, Any]:
+    levels = _count_levels(shapes, "body.encoder")
+    return {
+        "width": shapes["body.stem.weight"][0],
+        "encoder_blocks": _levels(shapes, "body.encoder", levels),
+        "bottleneck_blocks": _count(shapes, "body.bottleneck."),
+        "decoder_blocks": _levels(shapes, "body.decoder", levels),
+    }
+
+
+def _count_levels(shapes: Shapes, prefix: str) -> int:
+    return len({match.group(1) for key in shapes if (match := re.match(re.escape(prefix) + r"(\d+)\.", key))})
+
+
+def _constyle_restormer(shapes: Shapes) -> dict[str, Any]:
+    levels = _count_levels(shapes, "body.encoder")
+    return {
+        **_constyle_nafnet(shapes),
+        "refinement_blocks": _count(shapes, "body.refinement."),
+        "heads": _heads(shapes, [*(f"body.encoder{level}" for level in range(1, levels + 1)), "body.bottleneck"]),
+    }
+
+
+def _constyle_maxim(shapes: Shapes) -> dict[str, Any]:
+    return {
+        "features": shapes["body.input_convs.0.weight"][0],
+        "bottleneck_blocks": _count(shapes, "body.bottleneck."),
+        "out_channels": shapes["body.output.weight"][0],
+        **_maxim_sizes(shapes, "body."),
+    }
+
+
+def _nafnet(shapes: Shapes) -> dict[str, Any]:
+    levels = _count(shapes, "encoders.")
+    return {
+        "image_channels": shapes["stem.weight"][1],
+        "width": shapes["stem.weight"][0],
+        "encoder_blocks": [_count(shapes, f"encoders.{level}.") for level in range(levels)],
+        "bottleneck_blocks": _count(shapes, "bottleneck."),
+        "decoder_blocks": [_count(shapes, f"decoders.{level}.") for level in range(levels)],
+    }
+
+
+def _restormer(shapes: Shapes) -> dict[str, Any]:
+    return {
+        "in_channels": shapes["stem.weight"][1],
+        "out_channels": shapes["output.weight"][0],
+        "width": shapes["stem.weight"][0],
+        "level_blocks": [*_levels(shapes, "encoder", 3), _count(shapes, "bottleneck.")],
+        "refinement_blocks": _count(shapes, "refinement."),
+        "heads": _heads(shapes, ["encoder1", "encoder2", "encoder3", "bottleneck"]),
+    }
+
+
+def _maxim(shapes: Shapes) -> dict[str, Any]:
+    return {
+        "features": shapes["input_convs.0.weight"][0],
+        "depth": _count(shapes, "encoders."),
+        "input_scales": _count(shapes, "input_convs."),
+        "out_channels": shapes["output.weight"][0],
+        **_maxim_sizes(shapes, ""),
+    }
+
+
+def _maxim_multistage(shapes: Shapes) -> dict[str, Any]:
+    return {
+        "stages": _count(shapes, "stages."),
+        "features": shapes["stages.0.input_convs.0.weight"][0],
+        "bottleneck_blocks": _count(shapes, "stages.0.bottleneck."),
+        **_maxim_sizes(shapes, "stages.0."),
+    }
+
+
+_FAMILIES = (  # the ConStyle models first: their bodies hold keys that look like the plain models'
+    _Family("constyle_restormer", "body.encoder1.0.attention.", _constyle_restormer,
+            {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree")}),
+    _Family("constyle_nafnet", "body.merge1.", _constyle_nafnet),
+    _Family("constyle_maxim", "body.cross_gating.", _constyle_maxim,
+            {"bias": (False, True), "multi_axis_mlp": (True, False)}),
+    _Family("maxim_multistage", "stages.0.input_convs.", _maxim_multistage,
+            {"bias": (True, False), "output_levels": (1, 2, 3)}),
+    _Family("maxim", "cross_gating.", _maxim, {"bias": (True, False), "multi_axis_mlp": (True, False)}),
+    _Family("restormer", "encoder1.0.attention.", _restormer,
+            {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree"), "dual_pixel": (False, True)}),
+    _Family("nafnet", "encoders.0.0.mixer_scale", _nafnet),
+)
+_TRAINING_ONLY = re.compile(r"^constyle\.(key_encoder\.|queue)")
+
+
+def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[BuildConfig, dict[str, torch.Tensor]]:
+    """The build configuration of a state dict in our layout or the authors', and the state in our layout
+    (the authors' training-only momentum encoder and queue dropped: the configuration is the inference build).
+    Raises :class:`DetectionError` naming what was not recognised."""
+    attempts = [("ours", dict(state))]
+    for name, architecture in official.ARCHITECTURES.items():
+        renamed = {official.convert_key(key, architecture): value for key, value in state.items()}
+        if renamed.keys() != state.keys():
+            attempts.append((name, renamed))
+    problems = []
+    for layout, candidate in attempts:
+        candidate = {key: value for key, value in candidate.items() if not _TRAINING_ONLY.match(key)}
+        shapes = {key: tuple(value.shape) for key, value in candidate.items()}
+        for family in _FAMILIES:
+            if not any(key.startswith(family.marker) for key in shapes):
+                continue
+            try:
+                config = _search(family, shapes)
+            except (DetectionError, KeyError, StopIteration) as error:
+                problems.append(f"{family.architecture} ({layout} layout): {error}")
+                continue
+            return config, candidate
+    detail = "; ".join(problems) if problems else "its keys match none of them"
+    raise DetectionError(f"not one of the architectures irconstyle knows ({detail})")
+
+
+def _search(family: _Family, shapes: Shapes) -> BuildConfig:
+    """The first configuration, over the family's switches, whose tensors have exactly ``shapes``."""
+    read = family.read(shapes)
+    switches = dict(family.switches)
+    if family.architecture in ("constyle_restormer", "restormer"):
+        width = read["width"]
+        prefix = "body.encoder1" if family.architecture == "constyle_restormer" else "encoder1"
+        switches["ffn_expansion"] = _ffn_expansions(shapes, prefix, width)
+    names = list(switches)
+    for values in itertools.product(*(switches[name] for name in names)):
+        config = BuildConfig.create(family.architecture, **read, **dict(zip(names, values, strict=True)))
+        if _shapes_of(config) == dict(shapes):
+            return config
+    raise DetectionError("no configuration of its hyper-parameters has exactly these tensors")
+
+
+def _shapes_of(config: BuildConfig) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        model = config.build()
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}

@@ -1,0 +1,84 @@
+"""Architecture detection: every authors' reference checkpoint and every architecture of ours is recognised
+from its keys and shapes, through any wrapper, and converts with no architecture named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import irconstyle
+from irconstyle.cli import main
+from irconstyle.models import official
+from irconstyle.models.checkpoint import CheckpointError
+from irconstyle.models.detection import DetectionError, detect_architecture, unwrap_state_dict
+from irconstyle.models.registry import MODELS
+
+AUTHORS = ["ConStyleMaxim", "ConStyleNAFNet", "ConStyleRestormer", "Maxim", "NAFNet", "Restormer"]
+# Tolerance for the authors' recorded outputs: float32 reassociation through a few hundred layers.
+OUTPUT_TOLERANCE = 1e-4
+
+
+@pytest.mark.parametrize("name", AUTHORS)
+def test_every_authors_checkpoint_is_detected_with_its_constructor_arguments(name, reference_dir, manifest):
+    entry = manifest[name]
+    state = unwrap_state_dict(torch.load(reference_dir / entry["checkpoint"], weights_only=True))
+    config, ours = detect_architecture(state)
+    assert config.canonical() == official.build_config(name, **entry["config"]).canonical()
+    model = config.build()
+    model.load_state_dict(ours, strict=True)
+
+
+@pytest.mark.parametrize("name", AUTHORS)
+def test_load_and_convert_need_no_architecture_and_reproduce_the_authors_outputs(name, reference_dir, manifest,
+                                                                                 tmp_path):
+    entry = manifest[name]
+    checkpoint = reference_dir / entry["checkpoint"]
+    output = tmp_path / f"{name}.safetensors"
+    assert main(["convert", str(checkpoint), str(output)]) == 0
+    reference = np.load(reference_dir / entry["arrays"])
+    for network in (irconstyle.load_model(checkpoint), irconstyle.load_model(output)):
+        with torch.inference_mode():
+            restored = network(torch.from_numpy(reference["input"]))
+        assert (restored - torch.from_numpy(reference["output"])).abs().max() < OUTPUT_TOLERANCE
+
+
+def test_the_training_layout_is_detected_as_the_inference_build(reference_dir):
+    state = unwrap_state_dict(torch.load(reference_dir / "ConStyle_train_step.pth", weights_only=True))
+    assert any(key.startswith("ConStyle.encoder_k.") for key in state)
+    config, ours = detect_architecture(state)
+    assert config.architecture == "constyle_nafnet" and "contrastive" not in config.options
+    assert not any(key.startswith(("constyle.key_encoder.", "constyle.queue")) for key in ours)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_architecture_of_ours_is_detected_in_any_wrapper(name, tmp_path):
+    descriptor = irconstyle.build(name, **MODELS[name].small)
+    state = descriptor.model.state_dict()
+    wrapped = {"epoch": 3, "model": {"state_dict": {f"module.{key}": value for key, value in state.items()}}}
+    path = tmp_path / "trained.pth"
+    torch.save(wrapped, path)
+    loaded = irconstyle.load(path)
+    assert loaded.build_config.canonical() == descriptor.build_config.canonical()
+    for key, tensor in state.items():
+        assert torch.equal(loaded.model.state_dict()[key], tensor), key
+
+
+@pytest.mark.parametrize("wrapper", ["params_ema", "params", "state_dict", "model", "net_g"])
+def test_unwrapping_prefers_the_ema_weights_and_strips_prefixes(wrapper):
+    weights = {"_orig_mod.stem.weight": torch.ones(1), "_orig_mod.stem.bias": torch.zeros(1)}
+    checkpoint = {wrapper: weights, "optimizer": {"state": {}}}
+    if wrapper != "params_ema":
+        checkpoint["params_ema" if wrapper == "params" else "other"] = weights if wrapper == "params" else 1
+    assert sorted(unwrap_state_dict(checkpoint)) == ["stem.bias", "stem.weight"]
+
+
+def test_what_is_not_a_known_architecture_is_one_clear_error(tmp_path):
+    with pytest.raises(DetectionError, match="not one of the architectures irconstyle knows"):
+        detect_architecture({"conv.weight": torch.zeros(8, 3, 3, 3)})
+    path = tmp_path / "other.pth"
+    torch.save({"state_dict": {"conv.weight": torch.zeros(8, 3, 3, 3)}}, path)
+    with pytest.raises(CheckpointError, match=r"other\.pth: not one of the architectures irconstyle knows"):
+        irconstyle.load(path)
+    with pytest.raises(ValueError, match="expected a state dict"):
+        unwrap_state_dict({"epoch": 3})
