@@ -119,11 +119,12 @@ class BuildConfig:
 
     def canonical(self) -> BuildConfig:
         """The same configuration with every constructor keyword spelled out (its default where not given) and
-        in JSON types, so that two configurations of one network compare equal."""
+        in JSON types, so that two configurations of one network compare equal. Keywords that take code (a
+        block factory) are not configuration and are left out."""
         signature = inspect.signature(_entry(self.architecture).factory)
         defaults = {
             name: parameter.default for name, parameter in signature.parameters.items()
-            if parameter.default is not inspect.Parameter.empty
+            if parameter.default is not inspect.Parameter.empty and not callable(parameter.default)
         }
         return BuildConfig(self.architecture, json.loads(json.dumps({**defaults, **self.options})))
 
