@@ -145,6 +145,17 @@ def _nafnet(shapes: Shapes) -> dict[str, Any]:
     }
 
 
+def _kbnet(shapes: Shapes) -> dict[str, Any]:
+    return {**_nafnet(shapes), "ffn_expansion": shapes["encoders.0.0.ffn_expand.weight"][0] // shapes["stem.weight"][0]}
+
+
+def _constyle_kbnet(shapes: Shapes) -> dict[str, Any]:
+    return {
+        **_constyle_nafnet(shapes),
+        "ffn_expansion": shapes["body.encoder1.0.ffn_expand.weight"][0] // shapes["body.stem.weight"][0],
+    }
+
+
 def _restormer(shapes: Shapes) -> dict[str, Any]:
     return {
         "in_channels": shapes["stem.weight"][1],
@@ -175,10 +186,14 @@ def _maxim_multistage(shapes: Shapes) -> dict[str, Any]:
     }
 
 
-_FAMILIES = (  # the ConStyle models first: their bodies hold keys that look like the plain models'
+# The ConStyle models first: their bodies hold keys that look like the plain models'. KBNet's U-Nets are NAFNet's
+# with other blocks: each family is marked by a key of its own block (KBBlock's kernel-basis attention, NAFBlock's
+# expansion conv).
+_FAMILIES = (
     _Family("constyle_restormer", "body.encoder1.0.attention.", _constyle_restormer,
             {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree")}),
-    _Family("constyle_nafnet", "body.merge1.", _constyle_nafnet),
+    _Family("constyle_kbnet", "body.encoder1.0.kba.", _constyle_kbnet, {"lightweight": (False, True)}),
+    _Family("constyle_nafnet", "body.encoder1.0.expand.", _constyle_nafnet),
     _Family("constyle_maxim", "body.cross_gating.", _constyle_maxim,
             {"bias": (False, True), "multi_axis_mlp": (True, False)}),
     _Family("maxim_multistage", "stages.0.input_convs.", _maxim_multistage,
@@ -186,7 +201,8 @@ _FAMILIES = (  # the ConStyle models first: their bodies hold keys that look lik
     _Family("maxim", "cross_gating.", _maxim, {"bias": (True, False), "multi_axis_mlp": (True, False)}),
     _Family("restormer", "encoder1.0.attention.", _restormer,
             {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree"), "dual_pixel": (False, True)}),
-    _Family("nafnet", "encoders.0.0.mixer_scale", _nafnet),
+    _Family("kbnet", "encoders.0.0.kba.", _kbnet, {"lightweight": (False, True)}),
+    _Family("nafnet", "encoders.0.0.expand.", _nafnet),
 )
 _TRAINING_ONLY = re.compile(r"^constyle\.(key_encoder\.|queue)")
 
