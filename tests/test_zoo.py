@@ -37,7 +37,7 @@ def _off_multiple_input(multiple: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
-def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path):
+def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path, capsys):
     descriptor = _perturbed(irconstyle.build(name, **MODELS[name].small))
     assert descriptor.architecture == name and descriptor.build_config == BuildConfig.create(name, **MODELS[name].small)
     assert descriptor.parameters == parameter_count(descriptor.build_config) > 0
@@ -45,7 +45,12 @@ def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path):
     image = _off_multiple_input(multiple)
     with torch.inference_mode():
         output = descriptor(image)
-    assert output.shape == image.shape and bool(output.isfinite().all())  # the size multiple is padded to
+    restores = MODELS[name].kind == "restorer"
+    assert descriptor.restores == restores and bool(output.isfinite().all())
+    if restores:
+        assert output.shape == image.shape  # the size multiple is padded to
+    else:  # a classifier: one row of logits per image
+        assert multiple == 1 and output.shape == (1, descriptor.build_config.canonical().options["classes"])
 
     path = tmp_path / f"{name}.safetensors"
     irconstyle.save(descriptor, path)
@@ -56,6 +61,14 @@ def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path):
     assert type(irconstyle.load_model(path)) is type(descriptor.model)
     with torch.inference_mode():
         assert torch.equal(loaded(image), output)
+    if not restores:
+        with pytest.raises(ValueError, match=f"{path}: a {name} model is a classifier .*, not a restorer"):
+            irconstyle.restore(image, model=path)
+        (tmp_path / "photo.png").write_bytes(b"")
+        assert main(["restore", str(tmp_path / "photo.png"), "--model", str(path), "-o", str(tmp_path / "o")]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"irconstyle restore: {path}: a {name} model is a classifier (image -> class logits), not a restorer")
+        return
     torch.testing.assert_close(irconstyle.restore(image, model=loaded, tile=None), output.clamp(0, 1), rtol=0, atol=0)
 
     tiled = restore_tensor(loaded, image, tile=max(multiple, 8), tile_overlap=0)

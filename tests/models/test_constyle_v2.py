@@ -146,8 +146,9 @@ def test_classifier_keys_are_loaded_or_left_out_explicitly_and_anything_else_is_
 
 
 def test_our_own_model_files_give_their_constyle(tmp_path):
-    prompter = irconstyle.build_model("constyle_v2_prompter", classes=7)
-    irconstyle.save_checkpoint(prompter, tmp_path / "prompter.safetensors")
+    descriptor = irconstyle.build("constyle_v2_prompter", classes=7)
+    prompter = descriptor.model
+    irconstyle.save(descriptor, tmp_path / "prompter.safetensors")
     constyle = load_constyle(ConStyle(), tmp_path / "prompter.safetensors")
     for key, tensor in constyle.encoder.state_dict().items():
         assert torch.equal(prompter.constyle.encoder.state_dict()[key], tensor), key

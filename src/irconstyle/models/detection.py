@@ -189,6 +189,13 @@ def _maxim_multistage(shapes: Shapes) -> dict[str, Any]:
 # The ConStyle models first: their bodies hold keys that look like the plain models'. KBNet's U-Nets are NAFNet's
 # with other blocks: each family is marked by a key of its own block (KBBlock's kernel-basis attention, NAFBlock's
 # expansion conv).
+def _constyle_v2_prompter(shapes: Shapes) -> dict[str, Any]:
+    return {
+        "latent_dim": shapes["constyle.encoder.head_q.0.weight"][0],
+        "classes": shapes["constyle.encoder.classifier.3.weight"][0],
+    }
+
+
 _FAMILIES = (
     _Family("constyle_restormer", "body.encoder1.0.attention.", _constyle_restormer,
             {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree")}),
@@ -203,6 +210,8 @@ _FAMILIES = (
             {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree"), "dual_pixel": (False, True)}),
     _Family("kbnet", "encoders.0.0.kba.", _kbnet, {"lightweight": (False, True)}),
     _Family("nafnet", "encoders.0.0.expand.", _nafnet),
+    # Last: a ConStyle restorer given a classification head has these keys too, next to its body's.
+    _Family("constyle_v2_prompter", "constyle.encoder.classifier.", _constyle_v2_prompter),
 )
 _TRAINING_ONLY = re.compile(r"^constyle\.(key_encoder\.|queue)")
 

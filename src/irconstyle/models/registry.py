@@ -7,7 +7,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -21,13 +21,16 @@ from irconstyle.models.uformer import ConStyleUformer, Uformer
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One architecture: its class, what it is, its default arguments and a small configuration of the same
-    code paths (every level, block kind and branch, few channels) that tests and examples build in milliseconds."""
+    """One architecture: its class, what it is, its default arguments, a small configuration of the same
+    code paths (every level, block kind and branch, few channels) that tests and examples build in milliseconds,
+    and its kind: a ``"restorer"`` (image in, image of the same size out: restore, tiling, eval) or a
+    ``"classifier"`` (image in, class logits out: it builds, saves and loads, but restores nothing)."""
 
     factory: Callable[..., nn.Module]
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
     small: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["restorer", "classifier"] = "restorer"
 
 
 _SMALL_RESTORMER_BODY = {"width": 8, "refinement_blocks": 1, "heads": [1, 2, 2, 4]}
@@ -73,6 +76,7 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "constyle_v2_prompter": ModelEntry(
         ConStyleV2Prompter, "ConStyle v2's stage-1 prompter: image -> degradation-class logits (not a restorer)",
+        kind="classifier",
     ),
     "maxim_multistage": ModelEntry(
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights",
@@ -150,6 +154,11 @@ def _entry(name: str) -> ModelEntry:
         return MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
+
+
+def is_restorer(architecture: str) -> bool:
+    """Whether the registered ``architecture`` restores images (its entry's kind is ``"restorer"``)."""
+    return _entry(architecture).kind == "restorer"
 
 
 def architecture_name(model: nn.Module) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from irconstyle.models.registry import BuildConfig, architecture_name
+from irconstyle.models.registry import BuildConfig, architecture_name, is_restorer
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -60,6 +60,20 @@ class ModelDescriptor:
         return self.build_config.architecture if self.build_config else type(self.model).__name__
 
     @property
+    def restores(self) -> bool:
+        """Whether the network restores images (False for a registered classifier, such as ConStyle v2's
+        prompter); a module from elsewhere is taken to be a restorer."""
+        return self.build_config is None or is_restorer(self.build_config.architecture)
+
+    def check_restorer(self, source: object) -> ModelDescriptor:
+        """This descriptor, or a ValueError naming ``source`` where the network is not a restorer."""
+        if not self.restores:
+            raise ValueError(
+                f"{source}: a {self.architecture} model is a classifier (image -> class logits), not a restorer"
+            )
+        return self
+
+    @property
     def parameters(self) -> int:
         """How many parameters the network has (buffers not counted)."""
         return sum(parameter.numel() for parameter in self.model.parameters())
@@ -88,14 +102,16 @@ def describe(
     """The descriptor of ``model``: a descriptor as it is (with ``facts`` applied), or a module with
     ``build_config`` and ``facts``.
 
-    A module of a registered architecture has its size multiple read from the architecture (each declares
-    ``size_multiple``); a module from elsewhere is taken to accept any size unless ``facts`` say otherwise.
+    A module of a registered restoration architecture has its size multiple read from the architecture (each
+    declares ``size_multiple``); a classifier and a module from elsewhere are taken to accept any size unless
+    ``facts`` say otherwise.
     """
     if isinstance(model, ModelDescriptor):
         return model.with_facts(**facts) if facts else model
     if build_config is not None and architecture_name(model) != build_config.architecture:
         raise ValueError(f"a {type(model).__name__} is not a {build_config.architecture} model")
-    if "size_multiple" not in facts and architecture_name(model) is not None:
+    architecture = architecture_name(model)
+    if "size_multiple" not in facts and architecture is not None and is_restorer(architecture):
         facts["size_multiple"] = int(model.size_multiple)
     return ModelDescriptor(model=model, build_config=build_config, **facts)
 

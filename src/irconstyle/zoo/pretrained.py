@@ -172,9 +172,15 @@ ModelSource = ModelDescriptor | nn.Module | str | os.PathLike | None
 
 
 def resolve(model: ModelSource, task: str = "denoise", device: str | torch.device = "cpu") -> ModelDescriptor:
-    """A ready model (on ``device``, eval mode): a descriptor as given, a module described by its architecture,
-    a pretrained name (a bundled task name, a release, an installed model), an irconstyle ``.safetensors``
-    file, or by default the bundled model for ``task``."""
+    """A ready restoration model (on ``device``, eval mode): a descriptor as given, a module described by its
+    architecture, a pretrained name (a bundled task name, a release, an installed model), an irconstyle
+    ``.safetensors`` file, or by default the bundled model for ``task``. A classifier (ConStyle v2's prompter)
+    is a ValueError naming it: it restores nothing."""
+    source = type(model).__name__ if isinstance(model, (ModelDescriptor, nn.Module)) else model
+    return _resolve(model, task, device).check_restorer(source)
+
+
+def _resolve(model: ModelSource, task: str, device: str | torch.device) -> ModelDescriptor:
     if isinstance(model, (ModelDescriptor, nn.Module)):
         return describe(model).to(device).eval()
     if model is None or str(model) in TASKS:
