@@ -9,6 +9,7 @@ dropout) cannot be read and keep their defaults.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import re
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from irconstyle.models import official
+from irconstyle.models import official, registry
 from irconstyle.models.registry import BuildConfig
 
 Shapes = Mapping[str, tuple[int, ...]]
@@ -62,6 +63,7 @@ class _Family:
     marker: str  # a key only this architecture has (in our layout)
     read: Callable[[Shapes], dict[str, Any]]
     switches: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # tried in order, defaults first
+    guessed: tuple[str, ...] = ()  # options the weights do not fix, filled in by the reader's rule
 
 
 def _count(shapes: Shapes, prefix: str) -> int:
@@ -186,9 +188,78 @@ def _maxim_multistage(shapes: Shapes) -> dict[str, Any]:
     }
 
 
+# What LeWin blocks' tensors do not tell apart by shape alone: tried, and kept where the tensors match exactly.
+_LEWIN_SWITCHES = {"qkv_bias": (True, False), "token_projection": ("linear", "conv"),
+                   "token_mlp": ("leff", "fastleff", "mlp")}
 # The ConStyle models first: their bodies hold keys that look like the plain models'. KBNet's U-Nets are NAFNet's
 # with other blocks: each family is marked by a key of its own block (KBBlock's kernel-basis attention, NAFBlock's
 # expansion conv).
+_UFORMER_STAGES = (
+    *((f"encoders.{level}.", level) for level in range(4)), ("bottleneck.", 4),
+    *((f"decoders.{k}.", 3 - k) for k in range(4)),
+)
+_CONSTYLE_UFORMER_STAGES = (
+    ("body.encoder1.", 0), ("body.encoder2.", 1), ("body.encoder3.", 2), ("body.bottleneck.", 3),
+    ("body.decoder3.", 2), ("body.decoder2.", 1), ("body.decoder1.", 0),
+)
+
+
+def _lewin_stages(shapes: Shapes, stages: tuple[tuple[str, int], ...], architecture: str) -> dict[str, Any]:
+    """Depths, heads, window, MLP ratio, modulators and ``img_size`` of a LeWin U-Net (stages in U order).
+
+    Each level's window is the configured one or, where the level's side at ``img_size`` is smaller, that side:
+    a level whose window is smaller than the others fixes ``img_size``; where none is, the weights are the same
+    for every ``img_size`` from the window times the deepest level's scale up, and the architecture's default
+    is kept if it is one of them (else the smallest)."""
+    defaults = inspect.signature(registry.MODELS[architecture].factory).parameters
+    depths = [_count(shapes, f"{prefix}blocks.") for prefix, _ in stages]
+    heads = [
+        shapes[f"{prefix}blocks.0.attention.position_bias_table"][1] if depth else default
+        for (prefix, _), depth, default in zip(stages, depths, defaults["heads"].default, strict=True)
+    ]
+    windows = {  # level -> its (possibly clamped) window
+        level: math.isqrt(shapes[f"{prefix}blocks.0.attention.position_index"][0])
+        for (prefix, level), depth in zip(stages, depths, strict=True) if depth
+    }
+    if not windows:
+        raise DetectionError("no LeWin blocks to read the window from")
+    modulator = next(
+        (shape for key, shape in shapes.items() if key.endswith((".window_modulator", ".cross_modulator"))), None
+    )
+    window_size = math.isqrt(modulator[0]) if modulator else max(windows.values())
+    clamped = [window << level for level, window in sorted(windows.items()) if window < window_size]
+    smallest = window_size << max(windows)
+    default_size = defaults["img_size"].default
+    img_size = clamped[0] if clamped else default_size if default_size >= smallest else smallest
+    first = next(prefix for (prefix, _), depth in zip(stages, depths, strict=True) if depth)
+    width = shapes[f"{first}blocks.0.attention_norm.weight"][0]
+    return {
+        "img_size": img_size,
+        "depths": depths,
+        "heads": heads,
+        "window_size": window_size,
+        "mlp_ratio": shapes[f"{first}blocks.0.feedforward.expand.weight"][0] / width,
+        "modulator": any(key.endswith(".window_modulator") for key in shapes),
+        "cross_modulator": any(key.endswith(".cross_modulator") for key in shapes),
+    }
+
+
+def _uformer(shapes: Shapes) -> dict[str, Any]:
+    return {
+        "in_channels": shapes["stem.weight"][1],
+        "out_channels": shapes["output.weight"][0],
+        "width": shapes["stem.weight"][0],
+        **_lewin_stages(shapes, _UFORMER_STAGES, "uformer"),
+    }
+
+
+def _constyle_uformer(shapes: Shapes) -> dict[str, Any]:
+    return {
+        "width": shapes["body.stem.weight"][0],
+        **_lewin_stages(shapes, _CONSTYLE_UFORMER_STAGES, "constyle_uformer"),
+    }
+
+
 def _constyle_v2_prompter(shapes: Shapes) -> dict[str, Any]:
     return {
         "latent_dim": shapes["constyle.encoder.head_q.0.weight"][0],
@@ -199,6 +270,7 @@ def _constyle_v2_prompter(shapes: Shapes) -> dict[str, Any]:
 _FAMILIES = (
     _Family("constyle_restormer", "body.encoder1.0.attention.", _constyle_restormer,
             {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree")}),
+    _Family("constyle_uformer", "body.encoder1.blocks.", _constyle_uformer, _LEWIN_SWITCHES, ("img_size",)),
     _Family("constyle_kbnet", "body.encoder1.0.kba.", _constyle_kbnet, {"lightweight": (False, True)}),
     _Family("constyle_nafnet", "body.encoder1.0.expand.", _constyle_nafnet),
     _Family("constyle_maxim", "body.cross_gating.", _constyle_maxim,
@@ -208,12 +280,19 @@ _FAMILIES = (
     _Family("maxim", "cross_gating.", _maxim, {"bias": (True, False), "multi_axis_mlp": (True, False)}),
     _Family("restormer", "encoder1.0.attention.", _restormer,
             {"bias": (False, True), "layer_norm": ("WithBias", "BiasFree"), "dual_pixel": (False, True)}),
+    _Family("uformer", "encoders.0.blocks.", _uformer, _LEWIN_SWITCHES, ("img_size",)),
     _Family("kbnet", "encoders.0.0.kba.", _kbnet, {"lightweight": (False, True)}),
     _Family("nafnet", "encoders.0.0.expand.", _nafnet),
     # Last: a ConStyle restorer given a classification head has these keys too, next to its body's.
     _Family("constyle_v2_prompter", "constyle.encoder.classifier.", _constyle_v2_prompter),
 )
 _TRAINING_ONLY = re.compile(r"^constyle\.(key_encoder\.|queue)")
+
+
+def guessed_options(architecture: str) -> tuple[str, ...]:
+    """The options of ``architecture`` that detection cannot read from a state dict's tensors (beyond those that
+    own no weights at all): the reader fills them in by a documented rule, and a file of ours records them."""
+    return next((family.guessed for family in _FAMILIES if family.architecture == architecture), ())
 
 
 def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[BuildConfig, dict[str, torch.Tensor]]:
