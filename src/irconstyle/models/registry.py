@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from irconstyle.models.detector import DegradationClassifier
 from irconstyle.models.maxim import ConStyleMaxim, Maxim, MaximMultiStage
 from irconstyle.models.nafnet import ConStyleNAFNet, NAFNet
 from irconstyle.models.restormer import ConStyleRestormer, Restormer
@@ -29,6 +30,9 @@ MODELS: dict[str, ModelEntry] = {
     "maxim": ModelEntry(Maxim, "Origin MAXIM-1S baseline"),
     "maxim_multistage": ModelEntry(
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights"
+    ),
+    "degradation_classifier": ModelEntry(
+        DegradationClassifier, "ConStyle encoder + class and noise-level heads: which degradation a photo has"
     ),
 }
 

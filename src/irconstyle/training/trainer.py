@@ -49,7 +49,7 @@ from irconstyle.training.distributed import (
     init_distributed,
 )
 from irconstyle.training.ema import ModelEMA
-from irconstyle.training.objective import TrainingObjective
+from irconstyle.training.objective import DetectionObjective, TrainingObjective
 from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR, scheduled_lr
 from irconstyle.training.validation import evaluate
 
@@ -164,7 +164,9 @@ class Trainer:
             self._initialise_from(model, Path(config.model.init_from), deeper=config.model.init_deeper)
         self.model = model.to(context.device)
         self.is_constyle = isinstance(model, ConStyleRestorer)
-        self.objective = TrainingObjective(self.model, config.train.losses)
+        self.detects = config.train.objective == "detect"
+        objective_class = DetectionObjective if self.detects else TrainingObjective
+        self.objective = objective_class(self.model, config.train.losses)
         self.train_set, self.val_set = self._build_datasets()
         repeats = getattr(self.train_set, "repeats", 1)
         if repeats > 1:
@@ -560,10 +562,15 @@ class Trainer:
         """One optimisation step; returns the losses (averaged over ranks) and whether to stop after it."""
         device = self.context.device
         degraded = batch["lq"].to(device, non_blocking=True)
-        clean = batch["gt"].to(device, non_blocking=True)
-        if self.config.train.mixup.enabled:
-            degraded, clean = self._mixup(degraded, clean)
-        total, parts = self.forward_module(degraded, clean)
+        if self.detects:
+            labels = batch["label"].to(device, non_blocking=True)
+            levels = batch["level"].to(device, torch.float32, non_blocking=True)
+            total, parts = self.forward_module(degraded, labels, levels)
+        else:
+            clean = batch["gt"].to(device, non_blocking=True)
+            if self.config.train.mixup.enabled:
+                degraded, clean = self._mixup(degraded, clean)
+            total, parts = self.forward_module(degraded, clean)
         names = ["total", *parts]
         stop_flag = torch.tensor([1.0 if self._stop_signal is not None else 0.0], device=device)
         summary = torch.cat([torch.stack([total.detach(), *(v.detach() for v in parts.values())]), stop_flag])
