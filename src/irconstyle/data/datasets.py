@@ -466,8 +466,8 @@ class MixedDegradationDataset(_SeededImageDataset):
         seed: int = 0,
         cache: bool = False,
         context: int = 40,
-        native_fraction: float = 0.65,
-        global_sides: tuple[int, int] = (256, 512),
+        native_fraction: float = 0.75,
+        global_sides: tuple[int, int] = (192, 384),
         sigma_range: tuple[float, float] = (5.0, 60.0),
         jpeg_fraction: float = 0.3,
     ) -> None:
@@ -727,8 +727,8 @@ def mixed_degradations(
     seed: int = 0,
     cache: bool = False,
     context: int = 40,
-    native_fraction: float = 0.65,
-    global_sides: Sequence[int] = (256, 512),
+    native_fraction: float = 0.75,
+    global_sides: Sequence[int] = (192, 384),
     sigma_range: Sequence[float] = (5.0, 60.0),
     jpeg_fraction: float = 0.3,
 ) -> MixedDegradationDataset:

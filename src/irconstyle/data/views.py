@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-VIEW_SIZE = 128
+VIEW_SIZE = 96
 """Side of every view in pixels."""
 
 

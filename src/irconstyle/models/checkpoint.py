@@ -25,7 +25,8 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be read or does not fit the model."""
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and raw metadata of a safetensors file; :class:`CheckpointError` if it cannot be read."""
     from safetensors import safe_open
 
     try:
@@ -91,7 +92,7 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
     ``tile="auto"`` restores with (see :func:`irconstyle.inference.resolve_tile`).
     """
     path = Path(path)
-    state, metadata = _read_safetensors(path)
+    state, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT or "architecture" not in metadata:
         raise CheckpointError(f"{path}: no irconstyle architecture metadata; use load_checkpoint with a model")
     config = json.loads(metadata["architecture"])
@@ -151,7 +152,7 @@ def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
-        return _read_safetensors(path)[0]
+        return read_safetensors(path)[0]
     return official.convert_state_dict(_read_official(path), model)
 
 

@@ -49,7 +49,9 @@ class ModelSection:
     initialisation: fine-tuning, or a second stage with another recipe. A resumed run takes its weights from
     the checkpoint and does not read it. ``init_deeper``: the model may have more blocks per stage than those
     weights; the new blocks must start as the identity (NAFNet blocks do), so training grows a trained model
-    from the function it already computes.
+    from the function it already computes. ``init_encoder_from``: a new degradation classifier's ConStyle
+    encoder starts from the query encoder of this ConStyle model file (such as a bundled restoration model),
+    whose latent already tells one degradation from clean photos.
     """
 
     name: str
@@ -57,6 +59,7 @@ class ModelSection:
     constyle: ConStyleSection = field(default_factory=ConStyleSection)
     init_from: str | None = None
     init_deeper: bool = False
+    init_encoder_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -444,6 +447,8 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
         problems.append(f"train.losses.label_smoothing: must be in [0, 1), got {train.losses.label_smoothing}")
     positive(train.losses.level_weight, "train.losses.level_weight", allow_zero=True)
     _check_objective(config, problems)
+    if config.model.init_encoder_from is not None and config.model.name not in DETECT_MODELS:
+        problems.append(f"model.init_encoder_from: only for {', '.join(DETECT_MODELS)}; use model.init_from")
     if config.model.init_deeper and config.model.init_from is None:
         problems.append("model.init_deeper: needs model.init_from (the weights to grow from)")
 

@@ -64,7 +64,7 @@ RESUMABLE_CHANGES = (
     "data.val",
     "data.train.num_workers", "data.train.options.root", "data.train.options.clean_dirs",
     "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
-    "train.ema.recalibrate_batches", "model.init_from", "model.init_deeper",
+    "train.ema.recalibrate_batches", "model.init_from", "model.init_deeper", "model.init_encoder_from",
 )
 
 # Settings that may change when they only alter iterations not yet run: re-planning a run's length, learning
@@ -162,6 +162,8 @@ class Trainer:
         model = self._build_model()
         if resume_state is None and config.model.init_from is not None:
             self._initialise_from(model, Path(config.model.init_from), deeper=config.model.init_deeper)
+        if resume_state is None and config.model.init_encoder_from is not None:
+            self._initialise_encoder_from(model, Path(config.model.init_encoder_from))
         self.model = model.to(context.device)
         self.is_constyle = isinstance(model, ConStyleRestorer)
         self.detects = config.train.objective == "detect"
@@ -307,6 +309,15 @@ class Trainer:
         logger.info("starting from the weights in %s (sha256 %s)", path, digest[:16])
         if new_blocks:
             logger.info("%d new blocks start as the identity: %s", len(new_blocks), ", ".join(new_blocks))
+
+    @staticmethod
+    def _initialise_encoder_from(model: nn.Module, path: Path) -> None:
+        try:
+            checkpointing.load_encoder_weights(model.encoder, path)
+        except CheckpointError as error:
+            raise ConfigError(f"model.init_encoder_from: {error}") from None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        logger.info("the ConStyle encoder starts from the one in %s (sha256 %s)", path, digest[:16])
 
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """The datasets from their config sections; a folder, file or option they reject is a config error."""
