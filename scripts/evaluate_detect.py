@@ -138,7 +138,8 @@ def confusion(records: list[dict], classes: tuple[str, ...]) -> str:
     for truth in classes:
         row = [counts[(truth, found)] for found in classes]
         if sum(row):
-            lines.append(f"| {truth} | " + " | ".join(map(str, row)) + f" | {row[classes.index(truth)] / sum(row):.0%} |")
+            share = row[classes.index(truth)] / sum(row)
+            lines.append(f"| {truth} | " + " | ".join(map(str, row)) + f" | {share:.0%} |")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
@@ -449,8 +450,9 @@ class MixedDegradationDataset(_SeededImageDataset):
     Gaussian or, a quarter of the time, signal-dependent (Poisson–Gaussian). ``none`` is the clean photo as
     users have it: untouched, JPEG-compressed (quality 15–95), resampled (×0.65–1.3, any filter) or sharpened,
     with at most σ 1.5 of sensor noise. Any degraded view is JPEG-compressed with probability
-    ``jpeg_fraction`` (quality 40–95), so that JPEG artefacts alone never tell a class; every view is clipped
-    and stored in 8 bits, as image files are.
+    ``jpeg_fraction`` (quality 40–95), so that JPEG artefacts alone never tell a class; every photo is clipped
+    and stored in 8 bits, as image files are, and so is every view (as :func:`irconstyle.detect.detect` rounds
+    its views).
 
     Samples: ``{"lq": 3×P×P, "label": class index, "level": σ (0–255) for native noise views else NaN,
     "native": bool, "name": str}``.
@@ -578,7 +580,7 @@ class MixedDegradationDataset(_SeededImageDataset):
             left = margin if degraded.shape[:2] == clean.shape[:2] else (width - self.patch_size) // 2
             view = image_to_tensor(degraded[top : top + self.patch_size, left : left + self.patch_size])
         else:
-            view = shrunk_view(image_to_tensor(degraded), size=self.patch_size)
+            view = torch.round(shrunk_view(image_to_tensor(degraded), size=self.patch_size) * 255.0) / 255.0
         return {
             "lq": view,
             "label": label,
