@@ -164,7 +164,7 @@ def test_restore_auto_from_python(clean, noisy, monkeypatch):
     import irconstyle.restoration as restoration
 
     monkeypatch.setattr(restoration, "detect", lambda image, device: Detection("none", 0.9, {}, None))
-    for image in (clean, Image.fromarray(clean), torch.from_numpy(clean).float().div(255).permute(2, 0, 1)):
+    for image in (clean, Image.fromarray(clean), torch.from_numpy(clean.copy()).float().div(255).permute(2, 0, 1)):
         unchanged = irconstyle.restore(image, task="auto")
         assert unchanged is not image and type(unchanged) is type(image)
         np.testing.assert_array_equal(np.asarray(unchanged), np.asarray(image))
