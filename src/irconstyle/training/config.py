@@ -168,7 +168,6 @@ class TrainSection:
     train mode (batch statistics, momentum update and enqueue keep running), as the authors' code does.
     """
 
-    objective: Literal["restore", "detect"] = "restore"
     total_iters: int = 703632
     constyle_iters: int | None = None
     freeze: Literal["eval", "published"] = "eval"
@@ -178,6 +177,7 @@ class TrainSection:
     losses: LossSection = field(default_factory=LossSection)
     ema: EMASection = field(default_factory=EMASection)
     mixup: MixupSection = field(default_factory=MixupSection)
+    objective: Literal["restore", "detect"] = "restore"
 
 
 @dataclass(frozen=True)
