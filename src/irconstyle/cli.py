@@ -362,12 +362,12 @@ def _run_install(args: argparse.Namespace) -> int:
 def _add_degrade_parser(commands: argparse._SubParsersAction) -> None:
     degrade = commands.add_parser(
         "degrade",
-        help="write a paired dataset by degrading clean images (noise, rain, haze or blur)",
+        help="write a paired dataset by degrading clean images (noise, rain, haze, blur or low light)",
         description="Degrade every image of IN_DIR into OUT_DIR/lq/<name>.png, with the clean image in "
         "OUT_DIR/gt/<name>.png and the parameters drawn for each in OUT_DIR/degradations.json "
         "(see docs/datasets.md). The same seed gives the same dataset.",
     )
-    degrade.add_argument("--task", required=True, choices=["denoise", "derain", "dehaze", "deblur"])
+    degrade.add_argument("--task", required=True, choices=["denoise", "derain", "dehaze", "deblur", "enhance"])
     degrade.add_argument("in_dir", metavar="IN_DIR", help="folder of clean images")
     degrade.add_argument("out_dir", metavar="OUT_DIR", help="output folder (gets lq/, gt/, degradations.json)")
     degrade.add_argument("--level", default="medium", choices=["low", "medium", "high"],
