@@ -25,7 +25,7 @@ from torch import nn
 
 from irconstyle.data.io import ImageReadError, image_to_tensor, read_image
 from irconstyle.data.views import VIEW_SIZE, native_crops, shrunk_view
-from irconstyle.models.checkpoint import CheckpointError, load_model
+from irconstyle.models.checkpoint import CheckpointError
 from irconstyle.models.detector import DegradationClassifier
 
 NATIVE_CROPS = 8
@@ -55,7 +55,9 @@ def bundled_detector_path() -> Path:
 
 @lru_cache(maxsize=4)
 def _load_cached(path: str, device: str) -> nn.Module:
-    return _checked_classifier(load_model(path, map_location=device), Path(path))
+    from irconstyle.zoo.files import load_file
+
+    return _checked_classifier(load_file(path, map_location=device).model, Path(path))
 
 
 def _checked_classifier(model: nn.Module, path: Path | None) -> DegradationClassifier:
@@ -166,7 +168,7 @@ class NoModelForTask(CheckpointError):
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model restores a detected task: ``model`` is what :func:`irconstyle.restoration.resolve_model`
+    """Which model restores a detected task: ``model`` is what :func:`irconstyle.restoration.resolve`
     takes (an installed model's name or a bundled task name); ``origin`` says which (``installed``,
     ``bundled``)."""
 

@@ -30,6 +30,8 @@ class DegradationClassifier(nn.Module):
     ``level_scale``: σ is predicted as ``level_scale · softplus(head)``, so the head works near unit scale.
     """
 
+    size_multiple = 1  # it reads views of any size (the encoder pools them)
+
     def __init__(
         self, *, classes: Sequence[str] = DETECTION_CLASSES, latent_dim: int = 128, level_scale: float = 25.0
     ) -> None:
