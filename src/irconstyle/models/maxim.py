@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
+from irconstyle.models.constyle import ConStyleRestorer, round_up, pad_to_multiple
 from irconstyle.models.unet import check_body_inputs, feature_adapter, pixel_shuffle_up, pixel_unshuffle_down
 
 Size = tuple[int, int]
@@ -41,6 +41,11 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 def _nchw(x: torch.Tensor) -> torch.Tensor:
     """B×H×W×C -> B×C×H×W view (a channels-last map when ``x`` is contiguous)."""
     return x.permute(0, 3, 1, 2)
+
+
+def _tracing() -> bool:
+    """Whether the model is being exported (torch.export, TorchScript tracing): shape-specific shortcuts are off."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
 
 
 def _pointwise(conv: nn.Conv2d, *parts: torch.Tensor) -> torch.Tensor:
@@ -108,6 +113,7 @@ def _linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         and weight.is_contiguous()
         and torch.backends.mkldnn.is_available()
         and not torch.is_autocast_enabled("cpu")
+        and not _tracing()
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     )
     if fusable:
@@ -533,6 +539,8 @@ def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     """
     if scale == 1:
         return x
+    if _tracing():  # the cached matrices are built for one size; exported graphs must serve every size
+        return F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True)
     height, width = x.shape[-2:]
     rows = _resize_matrix(height, int(height * scale), x.dtype, x.device)
     cols = _resize_matrix(width, int(width * scale), x.dtype, x.device)
@@ -1014,15 +1022,17 @@ def pad_as_google_eval(image: torch.Tensor, multiple: int = 64) -> tuple[torch.T
     """
     height, width = image.shape[-2:]
     even_h, even_w = height + height % 2, width + width % 2
-    pad_h, pad_w = (-even_h) % multiple, (-even_w) % multiple
+    # sizes as multiples of ``multiple`` and halves as ``pad - pad // 2`` (the pads are even): the same numbers,
+    # written so that torch.export proves the padded sides multiples without a guard
+    pad_h, pad_w = round_up(even_h, multiple) - even_h, round_up(even_w, multiple) - even_w
     # the second padding reflects the evened image, whose new edge row is itself a reflection
     rows = _reflect_indices(height, 0, even_h - height, image.device)[
-        _reflect_indices(even_h, pad_h // 2, pad_h // 2, image.device)
+        _reflect_indices(even_h, pad_h // 2, pad_h - pad_h // 2, image.device)
     ]
     cols = _reflect_indices(width, 0, even_w - width, image.device)[
-        _reflect_indices(even_w, pad_w // 2, pad_w // 2, image.device)
+        _reflect_indices(even_w, pad_w // 2, pad_w - pad_w // 2, image.device)
     ]
-    if len(rows) != height or len(cols) != width:
+    if _tracing() or len(rows) != height or len(cols) != width:
         image = image.index_select(-2, rows).index_select(-1, cols)
     top = (even_h + pad_h) // 2 - even_h // 2
     left = (even_w + pad_w) // 2 - even_w // 2
