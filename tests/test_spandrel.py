@@ -8,9 +8,9 @@ import types
 
 import pytest
 import torch
-from conftest import TINY_MODELS, tiny_model
 
 import irconstyle
+from conftest import TINY_MODELS, tiny_model
 
 
 def _stand_in_for_torchvision() -> None:
@@ -38,7 +38,10 @@ if importlib.util.find_spec("spandrel") is None:
     pytest.skip("spandrel is not installed (pip install 'irconstyle[export]')", allow_module_level=True)
 if importlib.util.find_spec("torchvision") is None:
     _stand_in_for_torchvision()
+    import spandrel
 
+    for name in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional"):
+        del sys.modules[name]  # only spandrel's import sees it (torch.onnx, for one, probes for torchvision)
 import spandrel  # noqa: E402
 
 import irconstyle.spandrel  # noqa: E402

@@ -79,10 +79,24 @@ def _exported_program(model: nn.Module) -> torch.export.ExportedProgram:
     try:
         with torch.no_grad():
             return torch.export.export(
-                model, (example_input(model),), dynamic_shapes={name: {0: dynamic, 2: dynamic, 3: dynamic}}, strict=False
+                model,
+                (example_input(model),),
+                dynamic_shapes={name: {0: dynamic, 2: dynamic, 3: dynamic}},
+                strict=False,
             )
     except Exception as error:  # torch.export raises many types; each means "this graph cannot be captured"
-        raise ExportError(f"{architecture_of(model)}: torch.export cannot capture the model ({_first_line(error)})") from None
+        message = f"{architecture_of(model)}: torch.export cannot capture the model ({_first_line(error)})"
+        raise ExportError(message) from None
+
+
+def _smallest_side(program: torch.export.ExportedProgram) -> int:
+    """The smallest height and width that torch.export found the graph valid for (its inferred ranges)."""
+    image = [node for node in program.graph.nodes if node.op == "placeholder"][-1].meta["val"]
+    lowest = 1
+    for side in image.shape[2:]:
+        if isinstance(side, torch.SymInt):
+            lowest = max(lowest, int(program.range_constraints[side.node.expr].lower))
+    return lowest
 
 
 def _forward_parameters(model: nn.Module) -> list[str]:
@@ -102,6 +116,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     path = Path(path)
     model = model.cpu().eval()
+    smallest = minimum_side(model)
     if format == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -111,19 +126,22 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
             traced.save(str(temporary))
     else:
         program = _exported_program(model)
+        smallest = _smallest_side(program)
         if format == "pt2":
             with atomic_write(path, suffix=SUFFIXES[format]) as temporary:
                 torch.export.save(program, temporary)
         else:
             _write_onnx(model, program, path)
-    return ExportResult(path, format, architecture_of(model), size_multiple_of(model), minimum_side(model))
+    return ExportResult(path, format, architecture_of(model), size_multiple_of(model), smallest)
 
 
 def _write_onnx(model: nn.Module, program: torch.export.ExportedProgram, path: Path) -> None:
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter's translator)
     except ImportError:
-        raise ExportError("ONNX export needs the onnx and onnxscript packages: pip install 'irconstyle[export]'") from None
+        raise ExportError(
+            "ONNX export needs the onnx and onnxscript packages: pip install 'irconstyle[export]'"
+        ) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -90,7 +90,8 @@ def _restormer_blocks(state: StateDict, prefix: str, stages: dict[str, tuple[str
 
     ``stages`` maps each head entry to the stages that use it (the first one with blocks tells).
     """
-    blocks = sorted({match.group(1) for key in state if (match := re.match(rf"({re.escape(prefix)}\w+\.\d+)\.attention\.temperature$", key))})
+    pattern = re.compile(rf"({re.escape(prefix)}\w+\.\d+)\.attention\.temperature$")
+    blocks = sorted({match.group(1) for key in state if (match := pattern.match(key))})
     if not blocks:
         return {}
     heads = []
@@ -154,6 +155,7 @@ def _maxim_blocks(state: StateDict, prefix: str) -> dict[str, Any]:
     """The partition sizes, expansion factors, reduction and bias of a MAXIM U-Net under ``prefix``."""
     channels = int(state[f"{prefix}encoders.0.input_proj.weight"].shape[0])
     mab = f"{prefix}encoders.0.multi_axis.0"
+    squeeze = state[f"{prefix}encoders.0.channel_attention.0.attention.squeeze.weight"]
     hidden = int(state[f"{mab}.expand.weight"].shape[0])
     levels = [
         (_side(state, f"{prefix}encoders.{level}.multi_axis.0.block.token_mix.weight"),
@@ -178,7 +180,7 @@ def _maxim_blocks(state: StateDict, prefix: str) -> dict[str, Any]:
         "input_projection_factor": hidden // channels,
         "block_mlp_factor": int(state[f"{mab}.block.expand.weight"].shape[0]) // (hidden // 2),
         "grid_mlp_factor": int(state[f"{mab}.grid.expand.weight"].shape[0]) // (hidden // 2),
-        "channel_reduction": channels // int(state[f"{prefix}encoders.0.channel_attention.0.attention.squeeze.weight"].shape[0]),
+        "channel_reduction": channels // int(squeeze.shape[0]),
     }
 
 

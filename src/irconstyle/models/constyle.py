@@ -211,8 +211,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     """Pad a B×C×H×W tensor at the bottom/right to multiples of ``multiple``; return it and the original size.
 
     Reflection where the image is large enough, edge replication otherwise. Under ``torch.export`` and TorchScript
-    tracing the padding is always traced (a zero-width pad where the size is already a multiple), so the exported graph serves every
-    size; there images need sides of at least ``multiple``, which makes the choice of reflection static.
+    tracing the padding is always traced (a zero-width pad where the size is already a multiple), so the exported
+    graph serves every size; there images need sides of at least ``multiple``, which makes the choice of
+    reflection static.
     """
     height, width = x.shape[-2:]
     pad_h, pad_w = round_up(height, multiple) - height, round_up(width, multiple) - width

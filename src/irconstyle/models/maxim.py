@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from irconstyle.models.constyle import ConStyleRestorer, round_up, pad_to_multiple
+from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple, round_up
 from irconstyle.models.unet import check_body_inputs, feature_adapter, pixel_shuffle_up, pixel_unshuffle_down
 
 Size = tuple[int, int]
@@ -539,9 +539,12 @@ def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     """
     if scale == 1:
         return x
-    if _tracing():  # the cached matrices are built for one size; exported graphs must serve every size
-        return F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True)
     height, width = x.shape[-2:]
+    if _tracing():  # the cached matrices are built for one size; exported graphs must serve every size
+        # the scales are powers of two: integer sizes keep the exporter's shape arithmetic exact
+        size = (height * round(scale), width * round(scale)) if scale > 1 else (
+            height // round(1 / scale), width // round(1 / scale))
+        return F.interpolate(x, size=size, mode="bilinear", antialias=True)
     rows = _resize_matrix(height, int(height * scale), x.dtype, x.device)
     cols = _resize_matrix(width, int(width * scale), x.dtype, x.device)
     nhwc = _nhwc(x).contiguous()
