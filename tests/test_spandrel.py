@@ -131,7 +131,7 @@ def test_training_checkpoint_with_the_momentum_encoder_loads():
         torch.testing.assert_close(descriptor(image), model(image).clamp(0, 1), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["nafnet", "restormer", "maxim", "maxim_multistage"])
+@pytest.mark.parametrize("name", ["nafnet", "restormer", "maxim"])
 def test_bfloat16_where_declared(name):
     descriptor = spandrel.ModelLoader().load_from_state_dict(tiny_model(name).state_dict())
     assert descriptor.supports_bfloat16

@@ -1,4 +1,4 @@
-"""Exporting a restoration model to ONNX, TorchScript or a ``torch.export`` program, for any image size.
+"""Exporting a restoration model to ONNX or TorchScript, for any image size.
 
 The exported graph is the model's whole ``forward``: the ConStyle encoder of the ConStyle variants, the padding
 to the architecture's size multiple and the crop back, so it takes any height and width (and batch size) from
@@ -21,8 +21,10 @@ from irconstyle.inference import size_multiple_of
 from irconstyle.models.maxim import MaximMultiStage
 from irconstyle.models.nafnet import NAFNet
 
-FORMATS = ("onnx", "torchscript", "pt2")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
+# No torch.export (.pt2) format: its programs keep guards from memory-layout decisions (is a padded map
+# contiguous?) that reject every size needing no padding; ONNX has no strides, so the same capture serves all.
+FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18  # the first opset whose Resize antialiases, as MAXIM's downscaling does
 INPUT_NAME, OUTPUT_NAME = "image", "restored"
 
@@ -110,7 +112,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
 
     ``onnx``: an ONNX graph (opset :data:`ONNX_OPSET`) with input ``image`` and output ``restored``, both
     B×3×H×W float32 in [0, 1] (the output is not clamped). ``torchscript``: a traced TorchScript module
-    (``torch.jit.load``). ``pt2``: a ``torch.export`` program (``torch.export.load(path).module()``).
+    (``torch.jit.load``).
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -127,11 +129,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
     else:
         program = _exported_program(model)
         smallest = _smallest_side(program)
-        if format == "pt2":
-            with atomic_write(path, suffix=SUFFIXES[format]) as temporary:
-                torch.export.save(program, temporary)
-        else:
-            _write_onnx(model, program, path)
+        _write_onnx(model, program, path)
     return ExportResult(path, format, architecture_of(model), size_multiple_of(model), smallest)
 
 

@@ -217,7 +217,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     """
     height, width = x.shape[-2:]
     pad_h, pad_w = round_up(height, multiple) - height, round_up(width, multiple) - width
-    if pad_h == 0 and pad_w == 0 and not (torch.compiler.is_exporting() or torch.jit.is_tracing()):
+    if not (torch.compiler.is_exporting() or torch.jit.is_tracing()) and pad_h == 0 and pad_w == 0:
         return x, (height, width)
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (height, width)
