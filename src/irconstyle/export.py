@@ -143,9 +143,11 @@ def _write_onnx(model: nn.Module, program: torch.export.ExportedProgram, path: P
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # optimize=False: onnxruntime optimises a graph as it loads it, and onnxscript's optimiser takes tens
+            # of minutes on a MAXIM graph's thousands of nodes
             onnx_program = torch.onnx.export(
                 program, dynamo=True, opset_version=ONNX_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                verbose=False,
+                optimize=False, verbose=False,
             )
     except Exception as error:  # the translator raises many types; each means "no ONNX graph for this model"
         raise ExportError(f"{architecture_of(model)}: no ONNX translation ({_first_line(error)})") from None
