@@ -1,9 +1,10 @@
 """Exporting a restoration model to ONNX or TorchScript, for any image size.
 
 The exported graph is the model's whole ``forward``: the ConStyle encoder of the ConStyle variants, the padding
-to the architecture's size multiple and the crop back, so it takes any height and width (and batch size) from
-:func:`minimum_side` up. ONNX goes through ``torch.export`` (``torch.onnx.export(..., dynamo=True)``): height and
-width stay symbolic, and a shape-dependent branch fails the export instead of being frozen into the graph.
+to the architecture's size multiple and the crop back, so it takes any batch, height and width from a smallest
+side up (:attr:`ExportResult.minimum_side`). ONNX goes through ``torch.export`` (``torch.onnx.export(...,
+dynamo=True)``): height and width stay symbolic, and a shape-dependent branch fails the export instead of being
+frozen into the graph.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class ExportResult:
     format: str
     architecture: str
     size_multiple: int
-    minimum_side: int
+    minimum_side: int  # the smallest height and width the graph takes
 
 
 def architecture_of(model: nn.Module) -> str:
@@ -51,7 +52,8 @@ def architecture_of(model: nn.Module) -> str:
 
 
 def minimum_side(model: nn.Module) -> int:
-    """The smallest height and width an exported graph takes.
+    """The smallest height and width a traced graph takes (an ONNX export reports the bound torch.export proves,
+    which can be one more).
 
     NAFNet zero-pads and MAXIM multi-stage pads by index (reflecting as often as needed), so they take any size;
     the other models reflect-pad to their size multiple, which needs sides of at least that multiple.
