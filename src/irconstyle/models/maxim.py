@@ -1011,7 +1011,8 @@ def _reflect_indices(size: int, before: int, after: int, device: torch.device) -
     positions = torch.arange(-before, size + after, device=device)
     if size == 1:
         return torch.zeros_like(positions)
-    period = 2 * (size - 1)
+    # the period as a tensor: ONNX translates a remainder by a tensor, not by a symbolic size
+    period = torch.full_like(positions[:1], 2 * (size - 1))
     folded = positions.remainder(period)
     return torch.where(folded < size, folded, period - folded)
 
