@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_degrade_parser(commands)
     _add_eval_parser(commands)
     _add_serve_parser(commands)
+    _add_export_parser(commands)
     return parser
 
 
@@ -496,6 +497,37 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(f"protocol: {report.description}")
     if args.csv:
         report.write_csv(args.csv)
+    return 0
+
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+    from irconstyle.export import FORMATS
+
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX, TorchScript or a torch.export program, for any image size",
+        description="Write MODEL (a task name, an installed model's name or a .safetensors file) as one graph that "
+        "takes a B×3×H×W float image in [0, 1] of any size (padding to the model's size multiple included). "
+        "docs/export.md says which architectures export to which formats.",
+    )
+    export.add_argument("model", metavar="MODEL", help="denoise/derain/dehaze/deblur, an installed name or a path")
+    export.add_argument("output", metavar="OUTPUT", type=Path, help="the file to write")
+    export.add_argument("--format", choices=FORMATS, default="onnx", help="default: onnx")
+    export.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from irconstyle.export import ExportError, export_model
+    from irconstyle.models.checkpoint import CheckpointError
+    from irconstyle.restoration import resolve_model
+
+    try:
+        result = export_model(resolve_model(args.model), args.output, format=args.format)
+    except (CheckpointError, ExportError, ValueError) as error:
+        print(f"irconstyle export: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.path}: {result.architecture} as {result.format}, sides from {result.minimum_side} px "
+          f"(padded to multiples of {result.size_multiple} inside)")
     return 0
 
 
