@@ -46,8 +46,8 @@ from harness import cpu_name, interleaved, load_average, peak_memory_mb, run_fre
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from maxim_tensorflow_reference import TensorFlowMaxim, tensorflow_version  # noqa: E402
 
-# "cpu": this process's CPU time (all its threads), which other processes on a loaded machine do not stretch; at
-# one thread it is the one-core latency an idle machine would show.
+# "cpu": this process's CPU time (all its threads), which other processes on a loaded machine stretch far less
+# than wall-clock time; at one thread it approaches the time an idle core would take.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -168,11 +168,15 @@ def run(args: argparse.Namespace) -> str:
 def compare(sides: dict, size: int, args: argparse.Namespace) -> str:
     """One table row: both sides timed interleaved on one ``size``×``size`` image."""
     image = random_image(size)
-    timings = interleaved({name: (lambda call=call: call(image)) for name, call in sides.items()},
-                          repeat=args.repeats, clock=CLOCKS[args.clock])
+    outputs = {}  # each side's last output, compared below without running either again
+
+    def contender(name: str):
+        return lambda: outputs.__setitem__(name, sides[name](image))
+
+    timings = interleaved({name: contender(name) for name in sides}, repeat=args.repeats, clock=CLOCKS[args.clock])
     difference = "—"
     if "PyTorch" in sides:
-        difference = f"{np.abs(sides['TensorFlow'](image) - sides['PyTorch'](image)).max():.1e}"
+        difference = f"{np.abs(outputs['TensorFlow'] - outputs['PyTorch']).max():.1e}"
     memory = {} if args.no_memory else {
         name: peak_rss(child, size, args) for name, child in (("TensorFlow", "tensorflow"), ("PyTorch", "torch"))
         if name in sides
