@@ -12,7 +12,8 @@ evaluation, and a run skips the evaluations its file already holds, so it can be
 markdown table ``OUTPUT_DIR/maxim_quality.md`` is rewritten from all result files after each one.
 
 The MAXIM models must be installed (``irconstyle install upscalerjs-maxim-*.tgz``; ``IRCONSTYLE_HOME`` chooses
-the folder). MAXIM takes about a minute per megapixel on one CPU core::
+the folder). Runs for different ``--only`` models can share the result files. MAXIM takes about a minute per
+megapixel on one CPU core::
 
     OMP_NUM_THREADS=1 python benchmarks/maxim_quality.py --folders val check --threads 1
     python benchmarks/maxim_quality.py --table-only
@@ -21,9 +22,13 @@ the folder). MAXIM takes about a minute per megapixel on one CPU core::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
+import os
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -85,26 +90,36 @@ def save_json(path: Path, data: dict) -> None:
         Path(temporary).write_text(json.dumps(data, indent=1) + "\n")
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path.parent, os.O_RDONLY)  # the folder itself is the lock: no file left behind
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
 def run_folder(folder: str, args: argparse.Namespace) -> None:
     path = result_path(args.output_dir, folder)
-    results = load_results(path)
     for model, task, level in EVALUATIONS:
         key = key_of(model, task, level)
-        if key in results["evaluations"] or (args.only and model not in args.only):
+        if key in load_results(path)["evaluations"] or (args.only and model not in args.only):
             continue
         load_before = load_average()
         maxim = score(model, task, level, args.gt_root / folder)
         bundled = score(task, task, level, args.gt_root / folder)
-        results["evaluations"][key] = {
+        entry = {
             "task": task, "level": level, "maxim": maxim, "bundled": bundled,
-            "load_average": [load_before, load_average()],
+            "load_average": [load_before, load_average()], "cpu": cpu_name(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "input_bits": INPUT_BITS,
         }
-        results["environment"] = {
-            "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "gt_dir": f"data/photos/{folder}", "input_bits": INPUT_BITS,
-        }
-        save_json(path, results)
-        write_table(args.output_dir)
+        with _locked(path):  # runs for different --only models may share one file
+            results = load_results(path)
+            results["evaluations"][key] = entry
+            save_json(path, results)
+            write_table(args.output_dir)
         print(f"{folder} {key}: MAXIM {maxim['mean']['psnr_rgb']:.2f} dB in {maxim['seconds']:.0f} s, bundled "
               f"{bundled['mean']['psnr_rgb']:.2f} dB, input {maxim['mean']['input_psnr_rgb']:.2f} dB", flush=True)
 
@@ -116,8 +131,8 @@ def table(output_dir: Path) -> str:
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for folder in ("val", "check"):
-        results = load_results(result_path(output_dir, folder))
-        for entry in results["evaluations"].values():
+        finished = load_results(result_path(output_dir, folder))["evaluations"]
+        for entry in (finished[key_of(*evaluation)] for evaluation in EVALUATIONS if key_of(*evaluation) in finished):
             maxim, bundled = entry["maxim"], entry["bundled"]
             per_mp = maxim["seconds"] / maxim["megapixels"]
             level = entry["level"] if entry["task"] != "denoise" else f"σ {entry['level']}"
