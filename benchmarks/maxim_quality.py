@@ -127,20 +127,19 @@ def run_folder(folder: str, args: argparse.Namespace) -> None:
 def table(output_dir: Path) -> str:
     """The markdown table of every finished evaluation: per folder, MAXIM | bundled | input."""
     lines = [
-        "| photos | MAXIM model | degradation | MAXIM PSNR / SSIM | bundled PSNR / SSIM | input PSNR | MAXIM s/MP |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| photos | MAXIM model | degradation | MAXIM PSNR / SSIM | bundled PSNR / SSIM | input PSNR |",
+        "|---|---|---|---:|---:|---:|",
     ]
     for folder in ("val", "check"):
         finished = load_results(result_path(output_dir, folder))["evaluations"]
         for entry in (finished[key_of(*evaluation)] for evaluation in EVALUATIONS if key_of(*evaluation) in finished):
             maxim, bundled = entry["maxim"], entry["bundled"]
-            per_mp = maxim["seconds"] / maxim["megapixels"]
             level = entry["level"] if entry["task"] != "denoise" else f"σ {entry['level']}"
             lines.append(
                 f"| {folder} ({len(maxim['images'])}) | `{maxim['model']}` | {entry['task']} {level} | "
                 f"{maxim['mean']['psnr_rgb']:.2f} / {maxim['mean']['ssim_rgb']:.3f} | "
                 f"{bundled['mean']['psnr_rgb']:.2f} / {bundled['mean']['ssim_rgb']:.3f} | "
-                f"{maxim['mean']['input_psnr_rgb']:.2f} | {per_mp:.0f} |"
+                f"{maxim['mean']['input_psnr_rgb']:.2f} |"
             )
     return "\n".join(lines)
 
