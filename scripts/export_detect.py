@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from irconstyle import load_model, save_checkpoint
+import irconstyle
 from irconstyle.models.detector import DegradationClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +29,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the training run's output folder")
     args = parser.parse_args()
-    model = load_model(args.run / "model_final.safetensors")
+    descriptor = irconstyle.load(args.run / "model_final.safetensors")
+    model = descriptor.model
     if not isinstance(model, DegradationClassifier):
         raise SystemExit(f"{args.run}: its model is a {type(model).__name__}, not a degradation classifier")
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     summary = training_summary(args.run)
-    save_checkpoint(model, TARGET, extra_metadata={
+    irconstyle.save(descriptor, TARGET, metadata={
         "task": "detect",
         "description": "which degradation a photo has: " + ", ".join(model.classes),
         "config": config["name"],
