@@ -175,11 +175,22 @@ def measure_peak() -> Peak:
     return Peak(usable_cores(), measure_clock(), gemm_gflops(torch.float32))
 
 
+def _fused_linear_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
+    """oneDNN's fused linear (irconstyle.models.layers.fused_linear), 2 · rows · in · out; its ``binary``
+    overload takes (x, other, weight, bias, attr), the plain one (x, weight, bias, attr, scalars, algorithm)."""
+    weight_shape = args[1] if len(args) == 4 and isinstance(args[3], str) else args[0]
+    rows = 1
+    for size in x_shape[:-1]:
+        rows *= size
+    return 2 * rows * x_shape[-1] * weight_shape[0]
+
+
 def count_flops(model: torch.nn.Module, image: torch.Tensor) -> int:
-    """FLOPs of one forward, counted by torch.utils.flop_counter (matrix products and convolutions)."""
+    """FLOPs of one forward, counted by torch.utils.flop_counter (matrix products and convolutions, including
+    the oneDNN fused matrix products the models use at inference)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.mkldnn._linear_pointwise: _fused_linear_flops})
     with torch.no_grad(), counter:
         model(image)
     return counter.get_total_flops()

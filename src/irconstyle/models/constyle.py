@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from irconstyle.models.layers import exporting
+
 
 class ConStyleOutput(NamedTuple):
     """What the ConStyle encoder hands the restoration body."""
@@ -272,11 +274,20 @@ class ConStyleRestorer(nn.Module):
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad a B×C×H×W tensor at the bottom/right to multiples of ``multiple``; return it and the original size.
 
-    Reflection where the image is large enough, edge replication otherwise.
+    Reflection where the image is large enough, edge replication otherwise. Under ``torch.export`` and TorchScript
+    tracing the padding is always traced (a zero-width pad where the size is already a multiple), so the exported
+    graph serves every size; there images need sides of at least ``multiple``, which makes the choice of
+    reflection static.
     """
     height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h == 0 and pad_w == 0:
+    pad_h, pad_w = round_up(height, multiple) - height, round_up(width, multiple) - width
+    if not exporting() and pad_h == 0 and pad_w == 0:
         return x, (height, width)
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (height, width)
+
+
+def round_up(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple``, without negative operands: torch.export proves the
+    result a multiple, and ONNX's integer division (which truncates) computes it like Python's."""
+    return (size + multiple - 1) // multiple * multiple

@@ -7,12 +7,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def exporting() -> bool:
+    """Whether the model is being exported (torch.export, TorchScript tracing): shape-specific shortcuts and
+    CPU-only fused ops are off, so that the graph serves every size and every runtime."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
 def onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether oneDNN's matrix product with a fused epilogue (``torch.ops.mkldnn._linear_pointwise``) can stand
     in for a linear layer: fp32 CPU tensors, a contiguous weight (strided ones take a very slow path), no
-    autocast, and no gradient needed (the op has no backward)."""
+    autocast, no gradient needed (the op has no backward), and not while exporting."""
     return (
-        x.device.type == "cpu"
+        not exporting()
+        and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and weight.is_contiguous()
         and torch.backends.mkldnn.is_available()

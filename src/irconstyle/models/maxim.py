@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
-from irconstyle.models.layers import onednn_fusable
+from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple, round_up
+from irconstyle.models.layers import exporting, onednn_fusable
 from irconstyle.models.unet import check_body_inputs, feature_adapter, pixel_shuffle_up, pixel_unshuffle_down
 
 Size = tuple[int, int]
@@ -526,6 +526,11 @@ def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     if scale == 1:
         return x
     height, width = x.shape[-2:]
+    if exporting():  # the cached matrices are built for one size; exported graphs must serve every size
+        # the scales are powers of two: integer sizes keep the exporter's shape arithmetic exact
+        size = (height * round(scale), width * round(scale)) if scale > 1 else (
+            height // round(1 / scale), width // round(1 / scale))
+        return F.interpolate(x, size=size, mode="bilinear", antialias=True)
     rows = _resize_matrix(height, int(height * scale), x.dtype, x.device)
     cols = _resize_matrix(width, int(width * scale), x.dtype, x.device)
     nhwc = _nhwc(x).contiguous()
@@ -992,7 +997,8 @@ def _reflect_indices(size: int, before: int, after: int, device: torch.device) -
     positions = torch.arange(-before, size + after, device=device)
     if size == 1:
         return torch.zeros_like(positions)
-    period = 2 * (size - 1)
+    # the period as a tensor: ONNX translates a remainder by a tensor, not by a symbolic size
+    period = torch.full_like(positions[:1], 2 * (size - 1))
     folded = positions.remainder(period)
     return torch.where(folded < size, folded, period - folded)
 
@@ -1006,15 +1012,17 @@ def pad_as_google_eval(image: torch.Tensor, multiple: int = 64) -> tuple[torch.T
     """
     height, width = image.shape[-2:]
     even_h, even_w = height + height % 2, width + width % 2
-    pad_h, pad_w = (-even_h) % multiple, (-even_w) % multiple
+    # sizes as multiples of ``multiple`` and halves as ``pad - pad // 2`` (the pads are even): the same numbers,
+    # written so that torch.export proves the padded sides multiples without a guard
+    pad_h, pad_w = round_up(even_h, multiple) - even_h, round_up(even_w, multiple) - even_w
     # the second padding reflects the evened image, whose new edge row is itself a reflection
     rows = _reflect_indices(height, 0, even_h - height, image.device)[
-        _reflect_indices(even_h, pad_h // 2, pad_h // 2, image.device)
+        _reflect_indices(even_h, pad_h // 2, pad_h - pad_h // 2, image.device)
     ]
     cols = _reflect_indices(width, 0, even_w - width, image.device)[
-        _reflect_indices(even_w, pad_w // 2, pad_w // 2, image.device)
+        _reflect_indices(even_w, pad_w // 2, pad_w - pad_w // 2, image.device)
     ]
-    if len(rows) != height or len(cols) != width:
+    if exporting() or len(rows) != height or len(cols) != width:
         image = image.index_select(-2, rows).index_select(-1, cols)
     top = (even_h + pad_h) // 2 - even_h // 2
     left = (even_w + pad_w) // 2 - even_w // 2

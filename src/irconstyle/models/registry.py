@@ -12,6 +12,7 @@ from typing import Any, Literal
 from torch import nn
 
 from irconstyle.models.constyle import ConStyleV2Prompter
+from irconstyle.models.detector import DegradationClassifier
 from irconstyle.models.kbnet import ConStyleKBNet, KBNet
 from irconstyle.models.maxim import ConStyleMaxim, Maxim, MaximMultiStage
 from irconstyle.models.nafnet import ConStyleNAFNet, NAFNet
@@ -82,6 +83,9 @@ MODELS: dict[str, ModelEntry] = {
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights",
         small={"stages": 2, "features": 8, "block_size_high_res": [4, 4], "grid_size_high_res": [4, 4],
                "block_size_low_res": [2, 2], "grid_size_low_res": [2, 2]},
+    ),
+    "degradation_classifier": ModelEntry(
+        DegradationClassifier, "ConStyle encoder + class and noise-level heads: which degradation a photo has"
     ),
 }
 

@@ -58,7 +58,9 @@ class ModelSection:
     initialisation: fine-tuning, or a second stage with another recipe. A resumed run takes its weights from
     the checkpoint and does not read it. ``init_deeper``: the model may have more blocks per stage than those
     weights; the new blocks must start as the identity (NAFNet blocks do), so training grows a trained model
-    from the function it already computes.
+    from the function it already computes. ``init_encoder_from``: a new degradation classifier's ConStyle
+    encoder starts from the query encoder of this ConStyle model file (such as a bundled restoration model),
+    whose latent already tells one degradation from clean photos.
     """
 
     name: str
@@ -66,6 +68,7 @@ class ModelSection:
     constyle: ConStyleSection = field(default_factory=ConStyleSection)
     init_from: str | None = None
     init_deeper: bool = False
+    init_encoder_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,10 @@ class LossSection:
     content_weight: float = 1.0
     style_weight: float = 1.0
     style_margin: float | None = None
+    # The ``detect`` objective: cross-entropy (with ``label_smoothing``) plus ``level_weight`` × the L1 error of
+    # the noise σ, in units of the model's ``level_scale``, on native-resolution noise views.
+    label_smoothing: float = 0.0
+    level_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,9 @@ class MixupSection:
 class TrainSection:
     """The optimisation recipe.
 
+    ``objective``: ``restore`` trains a restoration model on (degraded, clean) pairs; ``detect`` trains a
+    degradation classifier (``degradation_classifier``) on the labelled views of ``mixed_degradations``.
+
     ``constyle_iters``: the ConStyle losses are used while ``iteration <= constyle_iters``; after that the
     encoder is frozen (``null``: never). ``freeze: eval`` removes the encoder from the optimiser and puts it
     in eval mode (our fix, spec quirk 5); ``freeze: published`` only stops its gradients and keeps it in
@@ -176,6 +186,7 @@ class TrainSection:
     losses: LossSection = field(default_factory=LossSection)
     ema: EMASection = field(default_factory=EMASection)
     mixup: MixupSection = field(default_factory=MixupSection)
+    objective: Literal["restore", "detect"] = "restore"
 
 
 @dataclass(frozen=True)
@@ -441,6 +452,12 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
     positive(config.model.constyle.temperature, "model.constyle.temperature")
     if not 0.0 <= config.model.constyle.momentum <= 1.0:
         problems.append(f"model.constyle.momentum: must be in [0, 1], got {config.model.constyle.momentum}")
+    if not 0.0 <= train.losses.label_smoothing < 1.0:
+        problems.append(f"train.losses.label_smoothing: must be in [0, 1), got {train.losses.label_smoothing}")
+    positive(train.losses.level_weight, "train.losses.level_weight", allow_zero=True)
+    _check_objective(config, problems)
+    if config.model.init_encoder_from is not None and config.model.name not in DETECT_MODELS:
+        problems.append(f"model.init_encoder_from: only for {', '.join(DETECT_MODELS)}; use model.init_from")
     if config.model.init_deeper and config.model.init_from is None:
         problems.append("model.init_deeper: needs model.init_from (the weights to grow from)")
     constyle_section = config.model.constyle
@@ -489,6 +506,35 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
             if key in section.options:
                 problems.append(f"{where}.options.{key}: set by the trainer from the config; remove it here")
         _check_keywords(dataset_class, section.options, f"{where}.options", problems, ignore=managed)
+
+
+DETECT_MODELS = ("degradation_classifier",)
+DETECT_DATASETS = ("mixed_degradations",)
+
+
+def _check_objective(config: TrainingConfig, problems: list[str]) -> None:
+    """A ``detect`` run pairs a classifier with labelled views; a ``restore`` run neither."""
+    detect = config.train.objective == "detect"
+    is_classifier = config.model.name in DETECT_MODELS
+    labelled = config.data.train.dataset in DETECT_DATASETS
+    if detect:
+        if not is_classifier:
+            problems.append(f"model.name: the detect objective trains {' or '.join(DETECT_MODELS)}, "
+                            f"not {config.model.name!r}")
+        if not labelled:
+            problems.append(f"data.train.dataset: the detect objective needs labelled views "
+                            f"({' or '.join(DETECT_DATASETS)}), not {config.data.train.dataset!r}")
+        if config.data.val is not None:
+            problems.append("data.val: a detect run does not validate during training; remove the section and "
+                            "measure the exported classifier with scripts/evaluate_detect.py")
+        if config.train.mixup.enabled:
+            problems.append("train.mixup.enabled: mixing views would mix their labels; not for the detect objective")
+    else:
+        if is_classifier:
+            problems.append(f"model.name: {config.model.name!r} is trained with train.objective: detect")
+        if labelled:
+            problems.append(f"data.train.dataset: {config.data.train.dataset!r} gives labelled views for "
+                            "train.objective: detect, not (degraded, clean) pairs")
 
 
 def _check_keywords(

@@ -1,4 +1,4 @@
-"""The training objective as one module: the model's training forward plus every loss of the recipe.
+"""The training objectives as modules: the model's training forward plus every loss of the recipe.
 
 Putting the losses inside ``forward`` gives DistributedDataParallel a plain ``forward(degraded, clean)`` to
 wrap, so gradients are all-reduced for ConStyle models too (their training forward is not ``model(x)``).
@@ -7,10 +7,12 @@ wrap, so gradients are all-reduced for ConStyle models too (their training forwa
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from irconstyle.models import losses
 from irconstyle.models.constyle import ConStyleRestorer
+from irconstyle.models.detector import DegradationClassifier
 from irconstyle.training.config import LossSection
 
 PIXEL_LOSSES = {"l1": losses.l1_loss, "charbonnier": losses.charbonnier_loss, "psnr": losses.psnr_loss}
@@ -56,4 +58,33 @@ class TrainingObjective(nn.Module):
                     )
         parts = {"pixel": PIXEL_LOSSES[weights.pixel](restored, clean), **parts}
         total = sum(getattr(weights, f"{name}_weight") * value for name, value in parts.items())
+        return total, parts
+
+
+class DetectionObjective(nn.Module):
+    """``forward(views, labels, levels) -> (total loss, parts)`` for a :class:`DegradationClassifier`.
+
+    Cross-entropy over the classes, plus ``level_weight`` × the L1 error of the predicted noise σ (divided by the
+    model's ``level_scale``) over the views whose ``levels`` are finite (native-resolution noise views). The
+    parts also report the batch accuracy (not part of the loss).
+    """
+
+    def __init__(self, model: DegradationClassifier, weights: LossSection) -> None:
+        super().__init__()
+        self.model = model
+        self.weights = weights
+
+    def forward(
+        self, views: torch.Tensor, labels: torch.Tensor, levels: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits, sigma = self.model.predict(views)
+        parts = {"class": F.cross_entropy(logits, labels, label_smoothing=self.weights.label_smoothing)}
+        measured = torch.isfinite(levels)
+        if measured.any():
+            error = (sigma[measured] - levels[measured]).abs() / self.model.level_scale
+            parts["level"] = error.mean()
+        else:
+            parts["level"] = sigma.sum() * 0.0  # keeps the head in the graph and the logged parts the same
+        total = parts["class"] + self.weights.level_weight * parts["level"]
+        parts["accuracy"] = (logits.argmax(dim=1) == labels).float().mean().detach()
         return total, parts

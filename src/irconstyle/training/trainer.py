@@ -49,7 +49,7 @@ from irconstyle.training.distributed import (
     init_distributed,
 )
 from irconstyle.training.ema import ModelEMA
-from irconstyle.training.objective import TrainingObjective
+from irconstyle.training.objective import DetectionObjective, TrainingObjective
 from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR, scheduled_lr
 from irconstyle.training.validation import evaluate
 
@@ -65,6 +65,7 @@ RESUMABLE_CHANGES = (
     "data.train.num_workers", "data.train.options.root", "data.train.options.clean_dirs",
     "data.train.options.lq_dir", "data.train.options.gt_dir", "data.train.options.cache",
     "train.ema.recalibrate_batches", "model.init_from", "model.init_deeper", "model.constyle.pretrained",
+    "model.init_encoder_from",
 )
 
 # Settings that may change when they only alter iterations not yet run: re-planning a run's length, learning
@@ -164,9 +165,13 @@ class Trainer:
             self._initialise_from(model, Path(config.model.init_from), deeper=config.model.init_deeper)
         if resume_state is None and config.model.constyle.pretrained is not None:
             self._load_pretrained_constyle(model, Path(config.model.constyle.pretrained))
+        if resume_state is None and config.model.init_encoder_from is not None:
+            self._initialise_encoder_from(model, Path(config.model.init_encoder_from))
         self.model = model.to(context.device)
         self.is_constyle = isinstance(model, ConStyleRestorer)
-        self.objective = TrainingObjective(self.model, config.train.losses)
+        self.detects = config.train.objective == "detect"
+        objective_class = DetectionObjective if self.detects else TrainingObjective
+        self.objective = objective_class(self.model, config.train.losses)
         self.train_set, self.val_set = self._build_datasets()
         repeats = getattr(self.train_set, "repeats", 1)
         if repeats > 1:
@@ -316,6 +321,15 @@ class Trainer:
             raise ConfigError(f"model.constyle.pretrained: {error}") from None
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         logger.info("ConStyle starts from the prompter in %s (sha256 %s)", path, digest[:16])
+
+    @staticmethod
+    def _initialise_encoder_from(model: nn.Module, path: Path) -> None:
+        try:
+            checkpointing.load_encoder_weights(model.encoder, path)
+        except CheckpointError as error:
+            raise ConfigError(f"model.init_encoder_from: {error}") from None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        logger.info("the ConStyle encoder starts from the one in %s (sha256 %s)", path, digest[:16])
 
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """The datasets from their config sections; a folder, file or option they reject is a config error."""
@@ -573,10 +587,15 @@ class Trainer:
         """One optimisation step; returns the losses (averaged over ranks) and whether to stop after it."""
         device = self.context.device
         degraded = batch["lq"].to(device, non_blocking=True)
-        clean = batch["gt"].to(device, non_blocking=True)
-        if self.config.train.mixup.enabled:
-            degraded, clean = self._mixup(degraded, clean)
-        total, parts = self.forward_module(degraded, clean)
+        if self.detects:
+            labels = batch["label"].to(device, non_blocking=True)
+            levels = batch["level"].to(device, torch.float32, non_blocking=True)
+            total, parts = self.forward_module(degraded, labels, levels)
+        else:
+            clean = batch["gt"].to(device, non_blocking=True)
+            if self.config.train.mixup.enabled:
+                degraded, clean = self._mixup(degraded, clean)
+            total, parts = self.forward_module(degraded, clean)
         names = ["total", *parts]
         stop_flag = torch.tensor([1.0 if self._stop_signal is not None else 0.0], device=device)
         summary = torch.cat([torch.stack([total.detach(), *(v.detach() for v in parts.values())]), stop_flag])
