@@ -49,8 +49,8 @@ def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path, ca
     assert descriptor.restores == restores and bool(output.isfinite().all())
     if restores:
         assert output.shape == image.shape  # the size multiple is padded to
-    else:  # a classifier: one row of logits per image
-        assert multiple == 1 and output.shape == (1, descriptor.build_config.canonical().options["classes"])
+    else:  # a classifier: one row of class logits per image, whatever its size
+        assert multiple == 1 and output.ndim == 2 and output.shape[0] == 1 and output.shape[1] > 1
 
     path = tmp_path / f"{name}.safetensors"
     irconstyle.save(descriptor, path)

@@ -194,6 +194,16 @@ _LEWIN_SWITCHES = {"qkv_bias": (True, False), "token_projection": ("linear", "co
 # The ConStyle models first: their bodies hold keys that look like the plain models'. KBNet's U-Nets are NAFNet's
 # with other blocks: each family is marked by a key of its own block (KBBlock's kernel-basis attention, NAFBlock's
 # expansion conv).
+def _degradation_classifier(shapes: Shapes) -> dict[str, Any]:
+    """Its class names are not in the tensors, only their number: a file with the default number gets the
+    default names; one with another number cannot be read (our own files record the names)."""
+    count, latent_dim = shapes["class_head.weight"]
+    names = inspect.signature(registry.MODELS["degradation_classifier"].factory).parameters["classes"].default
+    if count != len(names):
+        raise DetectionError(f"a degradation classifier of {count} classes: their names are not in its tensors")
+    return {"classes": list(names), "latent_dim": latent_dim}
+
+
 _UFORMER_STAGES = (
     *((f"encoders.{level}.", level) for level in range(4)), ("bottleneck.", 4),
     *((f"decoders.{k}.", 3 - k) for k in range(4)),
@@ -285,6 +295,7 @@ _FAMILIES = (
     _Family("nafnet", "encoders.0.0.expand.", _nafnet),
     # Last: a ConStyle restorer given a classification head has these keys too, next to its body's.
     _Family("constyle_v2_prompter", "constyle.encoder.classifier.", _constyle_v2_prompter),
+    _Family("degradation_classifier", "class_head.", _degradation_classifier),
 )
 _TRAINING_ONLY = re.compile(r"^constyle\.(key_encoder\.|queue)")
 

@@ -85,7 +85,8 @@ MODELS: dict[str, ModelEntry] = {
                "block_size_low_res": [2, 2], "grid_size_low_res": [2, 2]},
     ),
     "degradation_classifier": ModelEntry(
-        DegradationClassifier, "ConStyle encoder + class and noise-level heads: which degradation a photo has"
+        DegradationClassifier, "ConStyle encoder + class and noise-level heads: which degradation a photo has",
+        kind="classifier",
     ),
 }
 
