@@ -7,12 +7,13 @@ The architecture and its hyper-parameters are read from the checkpoint's keys an
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from irconstyle.models import official
 from irconstyle.models.checkpoint import CheckpointError, load_checkpoint, load_strict, read_authors_checkpoint
-from irconstyle.models.detection import DetectionError, detect_architecture
+from irconstyle.models.detection import DetectionError, detect_architecture, guessed_options
 from irconstyle.zoo.descriptor import ModelDescriptor, describe
 
 
@@ -36,6 +37,15 @@ def convert_authors_checkpoint(
         config, state = detect_architecture(read_authors_checkpoint(path))
     except DetectionError as error:
         raise CheckpointError(f"{path}: {error}") from None
+    unread = [name for name in guessed_options(config.architecture) if name in config.options]
+    if unread:
+        assumed = ", ".join(f"{name}={config.options[name]!r}" for name in unread)
+        warnings.warn(
+            f"{path}: {config.architecture}'s {', '.join(unread)} cannot be read from the weights and were assumed "
+            f"({assumed}); if the model was built otherwise its outputs differ: name the architecture and pass them "
+            "(irconstyle convert ARCHITECTURE SOURCE OUTPUT --arg NAME=VALUE)",
+            stacklevel=2,
+        )
     model = config.build()
     load_strict(model, state, path)
     return describe(model.eval(), config)
