@@ -61,6 +61,12 @@ def paired_test(ours: Sequence[Record], baseline: Sequence[Record], split: str) 
             "beyond_seeds": bool(abs(mean) > seed_sd) if not math.isnan(seed_sd) else False}
 
 
+def _beyond_seeds(test: Mapping[str, float]) -> str:
+    if math.isnan(test["seed_sd"]):
+        return "one seed: n/a"
+    return "yes" if test["beyond_seeds"] else "no"
+
+
 def _groups(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, list[Record]]]:
     groups: dict[tuple[str, str], dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
@@ -79,8 +85,7 @@ def tables(records: Sequence[Record]) -> str:
         for variant, runs in sorted(variants.items()):
             first = runs[0]
             test = paired_test(runs, baseline, "held_out") if variant != "origin" and baseline else None
-            versus = "—" if test is None else (
-                f"{test['mean']:+.2f}, p = {test['p']:.2g}, {'yes' if test['beyond_seeds'] else 'no'}")
+            versus = "—" if test is None else f"{test['mean']:+.2f}, p = {test['p']:.2g}, {_beyond_seeds(test)}"
             lines.append(
                 f"| {variant} | {first['parameters'] / 1e6:.2f} | {first['gflops_256']:.1f} | {len(runs)} "
                 f"| {first['iterations']} | {statistics.fmean(r['wall_hours'] for r in runs):.2f} "
