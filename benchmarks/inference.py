@@ -30,7 +30,8 @@ from irconstyle.inference import restore_tensor
 from irconstyle.models.reference import plain_copy
 from irconstyle.runtime import retain_freed_memory
 
-# Published implementation, batch 1, 256×256, fp32, 2 threads, on this kind of machine (issue 6).
+# The authors' published implementation on this kind of machine (batch 1, 256×256, fp32, 2 threads, idle):
+# the reference of the "vs published" columns.
 PUBLISHED_MS = {
     "constyle_nafnet": 3000.0,
     "constyle_restormer": 9400.0,
