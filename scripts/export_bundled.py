@@ -3,8 +3,12 @@
 
     python scripts/export_bundled.py runs/bundled-denoise denoise [--which best|final]
 
-The card records the data, the iterations and wall time read from the run's log, and PSNR/SSIM on the held-out
-photos (data/photos/val) at several levels against the no-op (the degraded input itself).
+The card (Hugging Face style: metadata, intended use, limitations, training data, licence, scores) records the
+data, the iterations and wall time read from the run's log, and PSNR/SSIM on the held-out photos (data/photos/val)
+and the check photos at several levels against the no-op (the degraded input itself). Its "Intended use" and
+"Limitations" sections are written by hand: a re-export keeps them from the card it replaces, and a card without
+them gets a placeholder that the tests refuse, so each new card is read and its limitations checked against the
+new scores before it ships.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import datetime as dt
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +27,7 @@ from safetensors import safe_open
 
 from irconstyle import ModelDescriptor, load, save
 from irconstyle.evaluation import evaluate
+from irconstyle.zoo.pretrained import BUNDLED
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "irconstyle" / "weights"
@@ -33,9 +39,11 @@ LEVELS = {
     "deblur": [(name, {"level": name, "quantize_bits": 8}) for name in ("low", "medium", "high")],
 }
 CLASSICS = """
-Against CBM3D and FFDNet on the same held-out photos: `python benchmarks/denoise_vs_classics.py` (add
+Against CBM3D and FFDNet on centre crops of the same photos: `python benchmarks/denoise_vs_classics.py` (add
 `data/photos/check` for the check photos), tables in `benchmarks/README.md`.
 """
+HAND_WRITTEN = ("Intended use", "Limitations")
+PLACEHOLDER = "(write by hand before shipping: {section}, checked against the scores below)"
 TABLE_HEADER = """| level | input PSNR | restored PSNR | restored SSIM | restored PSNR-Y | time, all images |
 |---|---|---|---|---|---|
 """
@@ -125,6 +133,116 @@ def score_table(model: ModelDescriptor, task: str, folder: Path) -> tuple[str, i
     return TABLE_HEADER + "\n".join(rows), len(report.scores)
 
 
+def hand_written_sections(card: Path) -> dict[str, str]:
+    """The hand-written sections (:data:`HAND_WRITTEN`) of an existing card, by title; missing ones are absent."""
+    if not card.is_file():
+        return {}
+    sections = re.split(r"^## ", card.read_text(encoding="utf-8"), flags=re.MULTILINE)[1:]
+    found = {title: body.strip() for title, _, body in (section.partition("\n") for section in sections)}
+    unwritten = PLACEHOLDER.split("{", 1)[0]
+    return {title: found[title] for title in HAND_WRITTEN if title in found and not found[title].startswith(unwritten)}
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What a bundled model's card states that is read from its run and its scores rather than written by hand."""
+
+    task: str
+    architecture: str
+    options: dict
+    parameters: int
+    size_mib: float
+    licence: str
+    folders: str
+    commands: str
+    chained: str
+    planned: str
+    wall_time: str
+    validated: str
+    last_validation: str
+    weights_from: str
+    native_tile: int | None
+    selection: str
+    val_dir: str
+    val_count: int
+    val_rows: str
+    check_dir: str
+    check_count: int
+    check_rows: str
+    reproduce: str
+
+
+def render_card(facts: CardFacts, hand_written: dict[str, str]) -> str:
+    """The card's markdown: the facts, with the hand-written sections (placeholders where they are missing)."""
+    written = {title: hand_written.get(title) or PLACEHOLDER.format(section=title.lower()) for title in HAND_WRITTEN}
+    level = "SIGMA" if facts.task == "denoise" else "LEVEL"
+    tiling = ""
+    if facts.native_tile:
+        tiling = (f"\n- Restores in {facts.native_tile}×{facts.native_tile} tiles (`native_tile` in the weights; "
+                  "`--tile auto`, the default): its global poolings were trained on patches of that size and see "
+                  "other statistics in a whole photo. The scores below are restored that way.")
+    return f"""---
+license: {facts.licence.lower()}
+library_name: irconstyle
+pipeline_tag: image-to-image
+tags:
+- image-restoration
+- {facts.task}
+- {facts.architecture}
+---
+
+# Bundled model: `{facts.task}`
+
+`irconstyle restore PHOTO --task {facts.task}`, or `irconstyle.load("{facts.task}")` in Python.
+
+- Architecture: `{facts.architecture}` {facts.options},
+  {facts.parameters / 1e6:.2f} M parameters, {facts.size_mib:.1f} MiB.
+- Weights: the EMA weights, {facts.weights_from}.{tiling}
+
+## Intended use
+
+{written["Intended use"]}
+
+## Limitations
+
+{written["Limitations"]}
+
+## Training data
+
+The offline photos collected by `scripts/prepare_photos.py` ({facts.folders}), degraded on the fly by
+`irconstyle.data.degradations` as the configs below say; `docs/models.md` lists where the photos come from. The
+held-out and check photos scored below were never trained on.
+
+- Trained with {facts.commands}{facts.chained}.
+- Iterations: {facts.planned} planned; training wall time {facts.wall_time}.
+- Last validation in the log (restored as {facts.validated}):
+  {facts.last_validation}.
+- How the stages were chosen, and what did not help: `docs/experiments/bundled-models-training.md`.
+
+## Licence
+
+{facts.licence}, as the irconstyle package. The training photos are not distributed with the weights.
+
+## Scores
+
+PSNR (dB) and SSIM on RGB, uint8, crop 0, mean over the photos. Degraded inputs are clipped and stored as 8-bit
+images, as a user has them (seed 0 + image index); `input` is the PSNR of the degraded input itself (doing
+nothing). One row:
+`irconstyle eval --model {facts.task} --gt {facts.val_dir} --degrade {facts.task}:{level} --input-bits 8`;
+every row (re-exports and re-scores): `{facts.reproduce}`.
+
+### Held-out photos ({facts.val_count} images in `{facts.val_dir}`, never used for training)
+{facts.selection}
+{facts.val_rows}
+
+### Check photos ({facts.check_count} images in `{facts.check_dir}`, used for no training and no choice)
+
+Other kinds of photo at native resolution (small camera JPEGs, a painting): whether the held-out scores carry over.
+
+{facts.check_rows}
+""" + (CLASSICS if facts.task == "denoise" else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the training output folder")
@@ -155,7 +273,6 @@ def main() -> None:
 
     rows, count = score_table(model, args.task, args.val)
     check_rows, check_count = score_table(model, args.task, args.check)
-    parameters = model.parameters
     best = re.search(r"best (\S+) \S+ at iteration (\d+)", summary["last_validation"])
     if args.which == "final":
         weights_from = f"iteration {summary['iterations']} (the end of the run)"
@@ -174,13 +291,7 @@ def main() -> None:
         folder for stage in stages for folder in training_folders(stage["config"])))
     option = (" --which final" if args.which == "final" else "") + (
         f" --native-tile {args.native_tile}" if args.native_tile else "")
-    tiling = ""
-    if native_tile:
-        tiling = (f"\n- Restores in {native_tile}×{native_tile} tiles (`native_tile` in the weights; "
-                  "`--tile auto`, the default): its global poolings were trained on patches of that size and see "
-                  "other statistics in a whole photo. The scores below are restored that way.")
     val_tile = (config.get("val") or {}).get("tile")
-    validated = f"{val_tile}×{val_tile} tiles" if val_tile else "whole images"
     selection = ""
     if args.which == "best":
         selection = ("\nThe checkpoint was chosen by validation on these photos (at the config's validation level), "
@@ -188,37 +299,24 @@ def main() -> None:
     if len(stages) > 1:
         selection += ("\nEach stage after the first was kept for its scores on these photos, so they are not an "
                       "untouched test set.\n")
-    card = f"""# Bundled model: `{args.task}`
-
-- Architecture: `{config['model']['name']}` {config['model']['options']},
-  {parameters / 1e6:.2f} M parameters, {target.stat().st_size / 2**20:.1f} MiB.
-- Trained on the offline photos collected by `scripts/prepare_photos.py`
-  ({folders}), degraded on the fly,
-  with {commands}{chained}.
-- Iterations: {planned} planned; training wall time {wall_time}.
-- Last validation in the log (restored as {validated}):
-  {summary['last_validation']}.
-- Weights: the EMA weights, {weights_from}.{tiling}
-
-## Held-out photos ({count} images in `{args.val}`, never used for training)
-{selection}
-Degraded inputs are clipped and stored as 8-bit images, as a user has them (seed 0 + image index);
-`input` is the PSNR of the degraded input itself (doing nothing). PSNR/SSIM on RGB, uint8, crop 0.
-
-{rows}
-
-## Check photos ({check_count} images in `{args.check}`, used for no training and no choice)
-
-Other kinds of photo at native resolution (small camera JPEGs, a painting): whether the held-out scores carry over.
-Scored the same way.
-
-{check_rows}
-
-Reproduce these numbers (re-exports and re-scores):
-`python scripts/export_bundled.py {args.run} {args.task}{option}`.
-""" + (CLASSICS if args.task == "denoise" else "")
-    (WEIGHTS / f"{args.task}.md").write_text(card)
-    print(f"wrote {target} and {WEIGHTS / (args.task + '.md')}")
+    facts = CardFacts(
+        task=args.task, architecture=config["model"]["name"], options=config["model"]["options"],
+        parameters=model.parameters, size_mib=target.stat().st_size / 2**20, licence=BUNDLED[args.task].licence,
+        folders=folders, commands=commands, chained=chained, planned=planned, wall_time=wall_time,
+        validated=f"{val_tile}×{val_tile} tiles" if val_tile else "whole images",
+        last_validation=summary["last_validation"], weights_from=weights_from, native_tile=native_tile,
+        selection=selection, val_dir=str(args.val), val_count=count, val_rows=rows, check_dir=str(args.check),
+        check_count=check_count, check_rows=check_rows,
+        reproduce=f"python scripts/export_bundled.py {args.run} {args.task}{option}",
+    )
+    card_path = WEIGHTS / f"{args.task}.md"
+    hand_written = hand_written_sections(card_path)
+    card = render_card(facts, hand_written)
+    for title in HAND_WRITTEN:
+        if title not in hand_written:
+            print(f"{card_path}: write its '{title}' section by hand before shipping", flush=True)
+    card_path.write_text(card, encoding="utf-8")
+    print(f"wrote {target} and {card_path}")
 
 
 if __name__ == "__main__":
