@@ -6,7 +6,7 @@ In one process, in turn, for every architecture: our model (fp32, freed memory r
 of the same model (:func:`irconstyle.models.reference.plain_copy`: NCHW, no fusions, default allocator — how
 the published implementation computes) and our model under bf16 autocast. Each figure is the median of
 ``--repeat`` runs through :func:`irconstyle.inference.restore_tensor`. The published implementation's times
-(fixed, from the project's issues) give the "vs published" column; FLOPs are counted with
+(fixed figures, :data:`PUBLISHED_MS`) give the "vs published" column; FLOPs are counted with
 ``torch.utils.flop_counter`` and set against this CPU's peak.
 
     python benchmarks/inference.py                       # every architecture

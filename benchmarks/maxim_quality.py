@@ -12,8 +12,8 @@ evaluation, and a run skips the evaluations its file already holds, so it can be
 markdown table ``OUTPUT_DIR/maxim_quality.md`` is rewritten from all result files after each one.
 
 The MAXIM models must be installed (``irconstyle install upscalerjs-maxim-*.tgz``; ``IRCONSTYLE_HOME`` chooses
-the folder). Runs for different ``--only`` models can share the result files. MAXIM takes about a minute per
-megapixel on one CPU core::
+the folder). Runs for different ``--only`` models can share the result files. MAXIM is slow on a CPU (the
+``ms/MP`` column of ``irconstyle models``), so run it where it can take its time::
 
     OMP_NUM_THREADS=1 python benchmarks/maxim_quality.py --folders val check --threads 1
     python benchmarks/maxim_quality.py --table-only

@@ -150,8 +150,8 @@ def _write_onnx(model: nn.Module, program: torch.export.ExportedProgram, path: P
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # optimize=False: onnxruntime optimises a graph as it loads it, and onnxscript's optimiser takes tens
-            # of minutes on a MAXIM graph's thousands of nodes
+            # optimize=False: onnxruntime optimises a graph as it loads it, and onnxscript's optimiser is very
+            # slow on a MAXIM graph's thousands of nodes
             onnx_program = torch.onnx.export(
                 program, dynamo=True, opset_version=ONNX_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 optimize=False, verbose=False,

@@ -22,9 +22,9 @@ Tile = int | Literal["auto"] | None
 
 Model = ModelDescriptor | nn.Module  # a bare module is described by its architecture (see zoo.describe)
 
-# tile="auto": whole images up to AUTO_TILE_ABOVE_PIXELS, tiles of AUTO_TILE beyond. Restoring whole takes about
-# 1.7 GB per megapixel with the default denoiser (more with the paper-size models); of the tile sizes measured
-# (128 to 512), 384 restores the most megapixels per second, in under 1 GB for a 4K photo (benchmarks/README.md).
+# tile="auto": whole images up to AUTO_TILE_ABOVE_PIXELS, tiles of AUTO_TILE beyond. A whole-image restore needs
+# memory in proportion to the image, tiles a bounded amount; AUTO_TILE is the size that restored the most
+# megapixels per second of those benchmarks/tiling.py compares.
 AUTO_TILE = 384
 AUTO_TILE_ABOVE_PIXELS = 1024 * 1024
 # tile_overlap=None: this many pixels, or half the tile where tiles are smaller than twice that.
@@ -60,8 +60,8 @@ def cpu_has_amx() -> bool:
 def cpu_bf16_is_fast() -> bool:
     """Whether bf16 matrix products beat fp32 on this CPU: always with AMX; otherwise measured once.
 
-    CPU flags do not tell: the same AVX-512 BF16 instructions run at half the fp32 rate on Intel Xeons without AMX
-    and at twice it on AMD Zen 4 and later (benchmarks/README.md).
+    CPU flags do not tell: the same AVX-512 BF16 instructions are slower than fp32 on Intel Xeons without AMX and
+    faster on AMD Zen 4 and later, so only timing them says which this CPU is.
     """
     return cpu_has_amx() or _bf16_matmul_speedup() > 1.0
 

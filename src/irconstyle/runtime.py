@@ -2,7 +2,7 @@
 
 Large tensors are allocated and freed hundreds of times per forward. glibc hands every block above its mmap
 threshold back to the kernel when it is freed, so the next forward page-faults the same memory in again and
-the kernel zeroes it: on 2 cores that was a fifth to a third of a ConStyleNAFNet forward (``benchmarks/``).
+the kernel zeroes it, a large part of a CPU forward's time (``benchmarks/inference.py`` compares both).
 :func:`retain_freed_memory` lets glibc keep freed memory for reuse instead. Peak memory stays what the largest
 forward needs (a little more where freed blocks of different sizes fragment the heap); it is just not given
 back between forwards.

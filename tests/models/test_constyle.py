@@ -223,7 +223,7 @@ def test_inference_model_is_the_query_encoder_only():
 
 
 def test_batch_of_one_in_training_is_refused():
-    """BatchNorm1d in the projection heads cannot train on a single sample (spec quirk 15)."""
+    """BatchNorm1d in the projection heads cannot train on a single sample: such a batch is refused up front."""
     constyle = _constyle(queue_size=8)
     with pytest.raises(ValueError, match="batch of at least 2"):
         constyle.contrast(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))

@@ -1,4 +1,4 @@
-"""The published cyclic cosine schedule (spec 4.1) and the warm-up."""
+"""The published cyclic cosine schedule and the warm-up."""
 
 import math
 

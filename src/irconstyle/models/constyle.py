@@ -43,7 +43,7 @@ def _classification_head(classes: int) -> nn.Sequential:
 
 
 class ConStyleEncoder(nn.Module):
-    """The ConStyle conv trunk (spec 2.1): four strided stages, global pooling and two projection heads.
+    """The ConStyle conv trunk (the published ``MyBaseEncoder``): four strided stages, global pooling and two heads.
 
     ``classes`` > 0 adds ConStyle v2's classification head on the pooled features (:meth:`classify`); the
     ordinary forward does not run it.
@@ -80,9 +80,8 @@ class ConStyleEncoder(nn.Module):
         f3 = self.stage3(f2)
         pooled = F.adaptive_avg_pool2d(self.stage4(f3), 1).flatten(1)
         # The heads always run in fp32, also under autocast: their BatchNorm divides by running standard
-        # deviations that can be far smaller than the activations (trained heads: ~1e-5 against ~3e-2), so bf16
-        # rounding there would be amplified into the latents (−0.44 dB on the bundled denoiser; fp32 heads:
-        # −0.005 dB). They are tiny, so this costs nothing.
+        # deviations that can be orders of magnitude smaller than the activations, so bf16 rounding there would
+        # be amplified into the latents that modulate the restoration body. They are tiny, so fp32 costs little.
         with torch.autocast(device_type=pooled.device.type, enabled=False):
             z = self.head_z(pooled.float())
             q = self.head_q(z)
@@ -111,7 +110,7 @@ def _gather_from_all_ranks(x: torch.Tensor) -> torch.Tensor:
 class ConStyle(nn.Module):
     """MoCo-style ConStyle: query encoder, and, when ``contrastive``, a momentum key encoder and a queue.
 
-    Published behaviour by default (spec 2.2): latents are not L2-normalised, the queue starts as ``randn`` and
+    Published behaviour by default: latents are not L2-normalised, the queue starts as ``randn`` and
     the *queries* are enqueued. ``normalize_latents=True`` gives standard MoCo (normalised latents and queue);
     ``enqueue="key"`` enqueues the clean-image keys instead. The queue size need not be a multiple of the batch.
     Built without ``contrastive`` it is the query encoder alone, as used at inference. ``classes`` gives both

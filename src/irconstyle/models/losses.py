@@ -1,4 +1,5 @@
-"""Losses: pixel losses for the restored image and the three ConStyle losses (spec 2.4), as plain functions."""
+"""Losses: pixel losses for the restored image and the three ConStyle losses (InfoNCE, content, style), as plain
+functions."""
 
 from __future__ import annotations
 

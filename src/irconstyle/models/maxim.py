@@ -1,4 +1,4 @@
-"""MAXIM (multi-axis MLP) blocks, the ConStyle MAXIM U-Net and the Origin MAXIM-1S baseline (spec 3.4, 3.6).
+"""MAXIM (multi-axis MLP) blocks, the ConStyle MAXIM U-Net and the Origin MAXIM-1S baseline.
 
 Both networks are single-stage MAXIM U-Nets with three levels and a bottleneck: the image enters at every
 level (nearest-downsampled, through a 3×3 conv), each level runs multi-axis gated MLPs (global *grid* mixing
@@ -521,7 +521,8 @@ def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     """The published resize of a B×C×H×W map to ``int(H·scale)×int(W·scale)``: bilinear, antialiased.
 
     Computed as ``R_h · X · R_wᵀ`` on the B×H×W×C view with the exact 1-D resize matrices: the same weights as
-    ``F.interpolate(..., antialias=True)``, several times faster on CPU. Returns a channels-last map.
+    ``F.interpolate(..., antialias=True)``, as two matrix products, which CPUs run far better than the antialiased
+    interpolation kernel. Returns a channels-last map.
     """
     if scale == 1:
         return x
@@ -719,7 +720,7 @@ def _configure(
 
 
 class ConStyleMaximBody(_MaximUNet):
-    """The ConStyle MAXIM U-Net (spec 3.4): ``forward(image, latent_q, features) -> restored image``.
+    """The ConStyle MAXIM U-Net: ``forward(image, latent_q, features) -> restored image``.
 
     Widths f, 2f, 3f at the three levels and 4f at the bottleneck: each pixel-unshuffle downsampling
     concatenates one of ConStyle's maps (1×1 adapter to f channels). The bottleneck output is modulated by the
@@ -918,7 +919,7 @@ def _add_gating_and_decoder(
 
 
 class Maxim(_MaximUNet):
-    """The Origin MAXIM-1S baseline (spec 3.6): ``model(image) -> restored image``.
+    """The Origin MAXIM-1S baseline: ``model(image) -> restored image``.
 
     Widths f, 2f, 4f (strided 4×4 conv down, 2×2 transposed conv up), two bottleneck blocks at 4f, cross-gating
     blocks as wide as their level. Keyword arguments mirror the authors' ``Maxim``; ``depth`` and

@@ -3,8 +3,8 @@
 A Restormer block is pre-norm: ``x + attention(norm(x))`` then ``x + feedforward(norm(x))``, where the attention
 is transposed (channel-to-channel, "MDTA") and the feed-forward network is gated by a GELU branch ("GDFN").
 
-The models run channels-last internally: on CPU the 1×1 and depthwise convolutions are about twice as fast
-in that layout, the channel LayerNorm is then a plain ``layer_norm`` over the last memory dimension, and the
+The models run channels-last internally: on CPU the 1×1 and depthwise convolutions are faster in that
+layout, the channel LayerNorm is then a plain ``layer_norm`` over the last memory dimension, and the
 attention reads its queries, keys and values as B×HW×C matrices without copying them.
 """
 

@@ -111,7 +111,7 @@ class WindowAttention(nn.Module):
     shifted-window mask or None. ``token_projection="linear"`` computes q, k, v by linear maps;
     ``"conv"`` by a :class:`SeparableConv2d` each, over the w×w window (zero-padded at its border), biases
     always on and dilation 1: the published conv projection, whose code passes its bias flag where the
-    depthwise conv's dilation goes (``True``, i.e. 1; current PyTorch rejects it, so it no longer runs).
+    depthwise conv's dilation goes (``True``, i.e. 1, which PyTorch rejects, so that code cannot run as written).
     ``qk_scale`` replaces the usual 1/√(head dim) when given (and non-zero, as published).
     """
 

@@ -1,4 +1,4 @@
-"""The general restoration U-Net of IRConStyle (spec 3.1/3.2), independent of the block family inside it.
+"""The general restoration U-Net of IRConStyle, independent of the block family inside it.
 
 Three encoder levels at widths C, 2C, 3C and a bottleneck at 4C: each downsampling step (3×3 conv to a
 quarter of the channels, then pixel-unshuffle) concatenates one of ConStyle's feature maps, brought to C

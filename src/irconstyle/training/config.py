@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ConStyleSection:
-    """Options of the ConStyle contrastive module (spec 2.2); published values by default.
+    """Options of the ConStyle contrastive module; published values by default.
 
     ``pretrained``: a new run loads these ConStyle weights into the model's encoder before its first
     iteration (ConStyle v2's stage-1 prompter ``.pth``, an authors' ConStyle restorer ``.pth`` or one of our
@@ -103,7 +103,7 @@ class DataSection:
 
 @dataclass(frozen=True)
 class OptimizerSection:
-    """AdamW (spec 4.1)."""
+    """AdamW, as published."""
 
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -113,7 +113,7 @@ class OptimizerSection:
 
 @dataclass(frozen=True)
 class ScheduleSection:
-    """CosineAnnealingRestartCyclicLR (spec 4.1) with an optional linear warm-up (0: none, as published)."""
+    """The published CosineAnnealingRestartCyclicLR with an optional linear warm-up (0: none, as published)."""
 
     periods: tuple[int, ...] = (243312, 460320)
     restart_weights: tuple[float, ...] = (1.0, 1.0)
@@ -139,7 +139,7 @@ class LossSection:
 
 @dataclass(frozen=True)
 class EMASection:
-    """Weight EMA; ``buffers: false`` is the published parameters-only average (spec quirk 4).
+    """Weight EMA; ``buffers: false`` is the published parameters-only average (see :mod:`irconstyle.training.ema`).
 
     ``recalibrate_batches``: before each validation and export, the EMA model's BatchNorm statistics are
     recomputed over this many fixed training batches (0: use the statistics copied from the live model).
@@ -173,8 +173,8 @@ class TrainSection:
 
     ``constyle_iters``: the ConStyle losses are used while ``iteration <= constyle_iters``; after that the
     encoder is frozen (``null``: never). ``freeze: eval`` removes the encoder from the optimiser and puts it
-    in eval mode (our fix, spec quirk 5); ``freeze: published`` only stops its gradients and keeps it in
-    train mode (batch statistics, momentum update and enqueue keep running), as the authors' code does.
+    in eval mode (our fix); ``freeze: published`` only stops its gradients and keeps it in train mode (batch
+    statistics, momentum update and enqueue keep running), as the authors' code does.
     """
 
     total_iters: int = 703632

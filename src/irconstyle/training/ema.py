@@ -4,7 +4,7 @@ Parameters follow ``θ_ema ← decay·θ_ema + (1 − decay)·θ`` after every o
 buffers (BatchNorm running statistics, the ConStyle queue and its pointer) are copied from the live model at
 each update, so the EMA model's ConStyle heads normalise with real statistics.
 
-``include_buffers=False`` is the published behaviour (spec 4.1, quirk 4): only parameters are averaged and
+``include_buffers=False`` is the published behaviour: only parameters are averaged and
 the buffers keep their initial values, so the EMA model's projection-head BatchNorms use identity statistics
 (mean 0, variance 1). Choose it only to reproduce the authors' numbers.
 

@@ -1,4 +1,4 @@
-"""Learning-rate schedule of the published recipe (spec 4.1): cyclic cosine annealing with restarts.
+"""Learning-rate schedule of the published recipe: cyclic cosine annealing with restarts.
 
 The authors' ``CosineAnnealingRestartCyclicLR`` splits training into periods; in period ``i`` the rate falls
 along a half cosine from ``restart_weights[i]·base_lr`` towards ``eta_mins[i]``. Their recipe uses periods

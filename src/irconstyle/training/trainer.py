@@ -1,4 +1,4 @@
-"""The training loop: the joint ConStyle recipe (spec 2.5, 4), resumable to the bit, one process or DDP.
+"""The training loop: the joint ConStyle recipe as published, resumable to the bit, one process or DDP.
 
 Per iteration ``t`` (1-based): freeze ConStyle once ``t > constyle_iters``; take the next batch of this
 rank's shard; optional mixup; forward and losses; stop on a non-finite loss before anything is updated;
@@ -355,7 +355,7 @@ class Trainer:
         if encoder_ids:
             groups.append({"params": self._encoder_parameters()})
         options = self.config.train.optimizer
-        return torch.optim.AdamW(  # foreach: the multi-tensor update, also on CPU (about 2× faster there)
+        return torch.optim.AdamW(  # foreach: one multi-tensor update instead of a loop over tensors, also on CPU
             groups, lr=options.lr, weight_decay=options.weight_decay, betas=options.betas, eps=options.eps,
             foreach=True,
         )
