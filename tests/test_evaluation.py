@@ -36,7 +36,7 @@ def test_identity_model_scores_what_the_input_scores(folders):
 def test_noise_protocol_uses_its_own_seeded_noise(folders):
     protocol = get_protocol("cbsd68-sigma25")
     report = evaluate(Identity(), gt_dir=folders / "gt", protocol=protocol)
-    assert report.description == protocol.describe() + "; restored whole"
+    assert report.description == protocol.describe() + "; scored at the original size; restored whole"
     assert report.mean()["psnr_rgb"] == pytest.approx(20.5, abs=0.6)  # 20·log10(255/25) ≈ 20.2, clipped a little
     again = evaluate(Identity(), gt_dir=folders / "gt", protocol=protocol)
     assert again.scores == report.scores
