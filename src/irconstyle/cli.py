@@ -565,7 +565,8 @@ def _run_eval_preset(args: argparse.Namespace, score_on: str) -> int:
             if result.report is not None and not args.quiet:
                 mean = result.report.mean()
                 psnr_name, ssim_name = result.metrics
-                print(f"{label} on {result.set.name} ({result.folder}, {len(result.report.scores)} images): "
+                count = len(result.report.scores)
+                print(f"{label} on {result.set.name} ({result.folder}, {count} image{'s' * (count != 1)}): "
                       f"{mean[psnr_name]:.2f}/{mean[ssim_name]:.4f}", flush=True)
 
         rows[label] = evaluate_preset(

@@ -183,7 +183,7 @@ def evaluate(
         if on_image:
             on_image(score)
     if protocol is not None:
-        description = protocol.describe()
+        description = protocol.describe() + (f"; images from {source}" if root is not None else "")
     else:
         inputs = f"inputs from {source}" if paired else f"inputs degraded {degradation[0]} {degradation[1]}"
         description = f"{inputs}, seed {seed}; PSNR/SSIM on RGB and Y (BT.601), uint8 images, crop_border 0"
