@@ -228,3 +228,12 @@ def test_cli_preset_scores_the_sets_present_and_skips_the_absent(tmp_path, model
     assert main(["eval", "--preset", "derain", "--model", str(model_file), "--root", str(tmp_path / "data"),
                  "--protocol", "rain100h"]) == 2
     assert "drop --protocol" in capsys.readouterr().err
+
+
+def test_every_preset_set_names_a_known_protocol_once():
+    from irconstyle.evaluation import PRESETS
+
+    for sets in PRESETS.values():
+        assert len({entry.protocol for entry in sets}) == len(sets)
+        for entry in sets:
+            get_protocol(entry.protocol)

@@ -484,7 +484,8 @@ def _check_eval_sources(args: argparse.Namespace) -> None:
     """The --gt / --lq / --root / --preset combinations that make sense, or a ValueError saying why not."""
     if args.preset:
         given = [flag for flag, value in (("--gt", args.gt), ("--lq", args.lq), ("--layout", args.layout),
-                                          ("--degrade", args.degrade), ("--protocol", args.protocol)) if value]
+                                          ("--degrade", args.degrade), ("--protocol", args.protocol),
+                                          ("--input-bits", args.input_bits)) if value]
         if given:
             raise ValueError(f"--preset finds each set's folder, layout and protocol itself; drop {', '.join(given)}")
         if not args.root:

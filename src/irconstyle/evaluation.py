@@ -288,13 +288,17 @@ def evaluate_preset(
     *,
     preset: str,
     root: str | os.PathLike,
+    score_on: ScoreOn = "cropped",
+    tile: Tile = "auto",
+    self_ensemble: bool = False,
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
     on_set: Callable[[PresetResult], None] | None = None,
-    **options,
+    on_image: Callable[[ImageScore], None] | None = None,
 ) -> list[PresetResult]:
     """Score ``model`` on every set of ``preset`` found below ``root``, each in its detected layout and by its
-    own protocol; absent sets are skipped (their result has no folder). ``options``: those of :func:`evaluate`
-    that are not about inputs (``score_on``, ``tile``, ``self_ensemble``, ``precision``, ``device``,
-    ``on_image``). An error if no set is found."""
+    own protocol, with the options of :func:`evaluate`; absent sets are skipped (their result has no folder).
+    An error if no set is found."""
     sets = get_preset(preset)
     root = Path(root)
     if not root.is_dir():
@@ -307,7 +311,10 @@ def evaluate_preset(
     for entry, folder in zip(sets, folders, strict=True):
         report = None
         if folder is not None:
-            report = evaluate(model, root=folder, protocol=get_protocol(entry.protocol), **options)
+            report = evaluate(
+                model, root=folder, protocol=get_protocol(entry.protocol), score_on=score_on, tile=tile,
+                self_ensemble=self_ensemble, precision=precision, device=device, on_image=on_image,
+            )
         results.append(PresetResult(entry, folder, report))
         if on_set:
             on_set(results[-1])
