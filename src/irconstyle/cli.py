@@ -435,18 +435,36 @@ def _run_degrade(args: argparse.Namespace) -> int:
 
 
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    from irconstyle.data.layouts import LAYOUTS
+    from irconstyle.evaluation import PRESETS
+
     evaluate = commands.add_parser(
         "eval",
         help="score a model: per-image and mean PSNR/SSIM (RGB and Y)",
-        description="Restore a set of images and score them against the clean references. Inputs come from --lq "
-        "(paired by file stem), from --degrade TASK:LEVEL applied to --gt, or from a noise --protocol.",
+        description="Restore a set of images and score them against the clean references. The images: --gt "
+        "(with --lq, paired by file stem) or a benchmark folder as distributed (--root, its layout detected or "
+        "named by --layout). The inputs: the paired degraded images, --degrade TASK:LEVEL applied to the clean "
+        "ones, or a noise --protocol. --preset TASK scores every test set of one task found under --root.",
     )
-    evaluate.add_argument("--model", required=True, help="a bundled model (task name) or an irconstyle .safetensors")
-    evaluate.add_argument("--gt", required=True, help="folder of clean reference images")
+    evaluate.add_argument("--model", required=True, action="append",
+                          help="a bundled model (task name), an installed name or an irconstyle .safetensors "
+                          "(repeatable with --preset: one table row each)")
+    evaluate.add_argument("--gt", help="folder of clean reference images")
     evaluate.add_argument("--lq", help="folder of degraded images, paired with --gt by file stem")
+    evaluate.add_argument("--root", help="a benchmark test set's folder as distributed (Rain100H/, SOTS/outdoor/, "
+                          "GOPRO_Large/test/, CBSD68/, …); with --preset, the folder holding the task's sets")
+    evaluate.add_argument("--layout", choices=list(LAYOUTS),
+                          help="the layout of --root (default: detected from the files): "
+                          + "; ".join(f"{name}: {layout.description}" for name, layout in LAYOUTS.items()))
+    evaluate.add_argument("--preset", choices=list(PRESETS),
+                          help="score every set of the authors' test configuration for this task found under "
+                          "--root (absent ones are skipped), each by its own protocol, and print one table")
     evaluate.add_argument("--degrade", metavar="TASK:LEVEL",
                           help="degrade --gt on the fly, e.g. denoise:25 (σ), derain:high")
     evaluate.add_argument("--protocol", help="a benchmark protocol, e.g. cbsd68-sigma25, rain100h, sots-outdoor")
+    evaluate.add_argument("--score-padded", action="store_true",
+                          help="score on the images reflect-padded to the model's size multiple, as the authors' "
+                          "test scripts did for their published numbers (default: at the original size)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of --degrade (image i uses seed + i)")
     evaluate.add_argument("--input-bits", type=int, choices=[8, 16],
                           help="store the --degrade inputs at this bit depth, as saved images are (the bundled "
@@ -456,9 +474,37 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations")
     evaluate.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--csv", help="also write per-image and mean scores to this CSV file")
+    evaluate.add_argument("--csv", help="also write per-image and mean scores (with --preset: each model's mean "
+                          "per set) to this CSV file")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="print only the means")
     evaluate.set_defaults(handler=_run_eval)
+
+
+def _check_eval_sources(args: argparse.Namespace) -> None:
+    """The --gt / --lq / --root / --preset combinations that make sense, or a ValueError saying why not."""
+    if args.preset:
+        given = [flag for flag, value in (("--gt", args.gt), ("--lq", args.lq), ("--layout", args.layout),
+                                          ("--degrade", args.degrade), ("--protocol", args.protocol),
+                                          ("--input-bits", args.input_bits)) if value]
+        if given:
+            raise ValueError(f"--preset finds each set's folder, layout and protocol itself; drop {', '.join(given)}")
+        if not args.root:
+            raise ValueError("--preset needs --root, the folder holding the task's test sets")
+        return
+    if len(args.model) > 1:
+        raise ValueError("several --model values make the rows of a --preset table; score one model otherwise")
+    if bool(args.gt) == bool(args.root):
+        raise ValueError("give --gt (with --lq for paired folders) or --root (a benchmark folder as distributed)")
+    if args.lq and args.root:
+        raise ValueError("--lq pairs with --gt; --root holds its own degraded images")
+    if args.layout and not args.root:
+        raise ValueError("--layout names the layout of --root; --gt and --lq pair by file stem")
+
+
+def _model_label(model: str) -> str:
+    """How a --model value is named in a table: a file by its stem, a name as given."""
+    path = Path(model)
+    return path.stem if path.suffix == ".safetensors" else model
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -477,17 +523,22 @@ def _run_eval(args: argparse.Namespace) -> int:
             print(f"{score.name:32s} {score.psnr_rgb:7.2f} {score.ssim_rgb:7.4f} {score.psnr_y:7.2f} "
                   f"{score.ssim_y:7.4f} {score.input_psnr_rgb:7.2f}")
 
+    score_on = "padded" if args.score_padded else "cropped"
     try:
+        _check_eval_sources(args)
+        if args.preset:
+            return _run_eval_preset(args, score_on)
         if args.input_bits and not args.degrade:
             raise ValueError("--input-bits applies to --degrade inputs only")
         degradation = parse_degradation(args.degrade, quantize_bits=args.input_bits) if args.degrade else None
         protocol = get_protocol(args.protocol) if args.protocol else None
-        model = resolve(args.model, device=args.device)
+        model = resolve(args.model[0], device=args.device)
         if not args.quiet:
             print(f"{'image':32s} {'PSNR':>7s} {'SSIM':>7s} {'PSNR-Y':>7s} {'SSIM-Y':>7s} {'input':>7s}")
-        report = evaluate(model, gt_dir=args.gt, lq_dir=args.lq, degradation=degradation, protocol=protocol,
-                          seed=args.seed, tile=args.tile, self_ensemble=args.self_ensemble,
-                          precision=args.precision, device=args.device, on_image=show)
+        report = evaluate(model, gt_dir=args.gt, lq_dir=args.lq, root=args.root, layout=args.layout,
+                          degradation=degradation, protocol=protocol, score_on=score_on, seed=args.seed,
+                          tile=args.tile, self_ensemble=args.self_ensemble, precision=args.precision,
+                          device=args.device, on_image=show)
     except (CheckpointError, DatasetError, ImageReadError, ValueError) as error:
         print(f"irconstyle eval: {error}", file=sys.stderr)
         return 2
@@ -497,6 +548,49 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(f"protocol: {report.description}")
     if args.csv:
         report.write_csv(args.csv)
+    return 0
+
+
+def _run_eval_preset(args: argparse.Namespace, score_on: str) -> int:
+    """``eval --preset``: every model on every set found, then the table and each set's protocol line."""
+    import csv
+
+    from irconstyle.evaluation import evaluate_preset, preset_table
+    from irconstyle.restoration import resolve
+
+    rows = {}
+    for name in args.model:
+        label = _model_label(name) if _model_label(name) not in rows else name
+
+        def show(result, label=label) -> None:
+            if result.report is not None and not args.quiet:
+                mean = result.report.mean()
+                psnr_name, ssim_name = result.metrics
+                count = len(result.report.scores)
+                print(f"{label} on {result.set.name} ({result.folder}, {count} image{'s' * (count != 1)}): "
+                      f"{mean[psnr_name]:.2f}/{mean[ssim_name]:.4f}", flush=True)
+
+        rows[label] = evaluate_preset(
+            resolve(name, device=args.device), preset=args.preset, root=args.root, on_set=show, score_on=score_on,
+            tile=args.tile, self_ensemble=args.self_ensemble, precision=args.precision, device=args.device,
+        )
+    print("\n".join(["", *preset_table(rows), ""]))
+    for result in next(iter(rows.values())):
+        if result.report is None:
+            looked = ", ".join(result.set.folders)
+            print(f"skipped {result.set.name}: not found under {args.root} (looked for {looked})")
+        else:
+            print(f"{result.set.name}: protocol: {result.report.description}")
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["model", "set", "folder", "images", "psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"])
+            for label, results in rows.items():
+                for result in results:
+                    if result.report is not None:
+                        mean = result.report.mean()
+                        writer.writerow([label, result.set.name, result.folder, len(result.report.scores),
+                                         mean["psnr_rgb"], mean["ssim_rgb"], mean["psnr_y"], mean["ssim_y"]])
     return 0
 
 

@@ -229,9 +229,12 @@ def _noise_protocols() -> dict[str, Protocol]:
 
 PROTOCOLS: dict[str, Protocol] = {
     **_noise_protocols(),
-    "rain100h": Protocol(name="rain100h", y_channel=True),
-    "rain100l": Protocol(name="rain100l", y_channel=True),
+    **{
+        name: Protocol(name=name, y_channel=True)
+        for name in ("rain100h", "rain100l", "test100", "test1200", "test2800")
+    },
     "sots-outdoor": Protocol(name="sots-outdoor", y_channel=False),
+    "sots-indoor": Protocol(name="sots-indoor", y_channel=False),
     "gopro": Protocol(
         name="gopro", y_channel=False,
         note="published GoPro/HIDE SSIMs use MATLAB's 3-D SSIM and differ slightly from this per-channel SSIM",

@@ -66,10 +66,10 @@ def test_many_hazy_images_per_clean_one(tmp_path: Path) -> None:
 def test_pairing_errors_name_the_files(tmp_path: Path) -> None:
     _write(tmp_path / "lq", ["1.png", "2.png", "3.png"])
     _write(tmp_path / "gt", ["1.png"])
-    with pytest.raises(ds.DatasetError, match=r"no clean image in .*gt for: .*2\.png, .*3\.png"):
+    with pytest.raises(ds.DatasetError, match=r"no clean image in .*gt for 2 degraded images: .*2\.png, .*3\.png"):
         ds.pair_folders(tmp_path / "lq", tmp_path / "gt")
     _write(tmp_path / "gt", ["2.png", "3.png", "4.png"])
-    with pytest.raises(ds.DatasetError, match=r"no degraded image in .*lq for: .*4\.png"):
+    with pytest.raises(ds.DatasetError, match=r"no degraded image in .*lq for 1 clean image: .*4\.png"):
         ds.pair_folders(tmp_path / "lq", tmp_path / "gt")
     _write(tmp_path / "gt2", ["1.png", "1.jpg"])
     with pytest.raises(ds.DatasetError, match="both have the pairing key '1'"):

@@ -111,11 +111,27 @@ def _name_files(paths: Sequence[Path], limit: int = 5) -> str:
     return shown + (f" (and {len(paths) - limit} more)" if len(paths) > limit else "")
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def pair_folders(
     lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, rule: PairingRule = SAME_STEM
 ) -> list[ImagePair]:
     """Pair every image in ``lq_dir`` with one in ``gt_dir`` by ``rule``; unmatched files are an error."""
-    lq_files, gt_files = list_images(lq_dir), list_images(gt_dir)
+    return pair_files(list_images(lq_dir), list_images(gt_dir), rule, lq_where=lq_dir, gt_where=gt_dir)
+
+
+def pair_files(
+    lq_files: Sequence[Path],
+    gt_files: Sequence[Path],
+    rule: PairingRule = SAME_STEM,
+    *,
+    lq_where: str | os.PathLike,
+    gt_where: str | os.PathLike,
+) -> list[ImagePair]:
+    """Pair every degraded file with one clean file by ``rule``; a file of either side left without a partner
+    is an error naming its folder (``lq_where``, ``gt_where``), the first such files and how many there are."""
     gt_by_key: dict[str, Path] = {}
     for path in gt_files:
         key = rule.key(path, "gt")
@@ -133,10 +149,14 @@ def pair_folders(
         used.add(key)
         pairs.append(ImagePair(path, gt_by_key[key]))
     if unmatched:
-        raise DatasetError(f"no clean image in {gt_dir} for: {_name_files(unmatched)}")
+        raise DatasetError(
+            f"no clean image in {gt_where} for {_count(len(unmatched), 'degraded image')}: {_name_files(unmatched)}"
+        )
     orphans = [path for key, path in gt_by_key.items() if key not in used]
     if orphans:
-        raise DatasetError(f"no degraded image in {lq_dir} for: {_name_files(orphans)}")
+        raise DatasetError(
+            f"no degraded image in {lq_where} for {_count(len(orphans), 'clean image')}: {_name_files(orphans)}"
+        )
     return pairs
 
 
@@ -347,13 +367,7 @@ class PairedImageDataset(_SeededImageDataset):
         return len(self.pairs)
 
     def _aligned(self, lq: np.ndarray, gt: np.ndarray, pair: ImagePair) -> np.ndarray:
-        if lq.shape == gt.shape:
-            return gt
-        (lq_h, lq_w), (gt_h, gt_w) = lq.shape[:2], gt.shape[:2]
-        if self.center_crop_gt and gt_h >= lq_h and gt_w >= lq_w:
-            top, left = (gt_h - lq_h) // 2, (gt_w - lq_w) // 2
-            return gt[top : top + lq_h, left : left + lq_w]
-        raise DatasetError(f"size mismatch: {pair.lq} is {lq_w}×{lq_h} but {pair.gt} is {gt_w}×{gt_h}")
+        return align_clean(gt, lq.shape, pair, center_crop=self.center_crop_gt)
 
     def verify(self) -> None:
         """Check every pair's sizes from the file headers (fast: no decoding); one error lists all."""
@@ -379,6 +393,18 @@ class PairedImageDataset(_SeededImageDataset):
             "gt": image_to_tensor(dihedral(gt[window], transform)),
             "name": pair.lq.stem,
         }
+
+
+def align_clean(gt: np.ndarray, lq_shape: tuple[int, ...], pair: ImagePair, *, center_crop: bool) -> np.ndarray:
+    """The clean image of ``pair`` at its degraded image's size: as it is, or centre-cropped to it where
+    ``center_crop`` allows and the clean image is larger; any other size mismatch is an error naming both files."""
+    if gt.shape == tuple(lq_shape):
+        return gt
+    (lq_h, lq_w), (gt_h, gt_w) = lq_shape[:2], gt.shape[:2]
+    if center_crop and gt_h >= lq_h and gt_w >= lq_w:
+        top, left = (gt_h - lq_h) // 2, (gt_w - lq_w) // 2
+        return gt[top : top + lq_h, left : left + lq_w]
+    raise DatasetError(f"size mismatch: {pair.lq} is {lq_w}×{lq_h} but {pair.gt} is {gt_w}×{gt_h}")
 
 
 class DegradedImageDataset(_SeededImageDataset):
