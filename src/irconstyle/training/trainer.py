@@ -675,7 +675,8 @@ class Trainer:
         return self._calibration
 
     def _validate(self, writer: Any) -> None:
-        """Rank 0 restores the validation set with the EMA model; the best by ``val.metric`` is saved."""
+        """Rank 0 scores the EMA model on the validation set (its restorations, or a prompter's class accuracy);
+        the best by ``val.metric`` is saved."""
         is_best = False
         if self.context.is_main:
             if self.prompts:
