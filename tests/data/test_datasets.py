@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from irconstyle.data import datasets as ds
-from irconstyle.data.io import image_to_tensor, read_image, write_image
+from irconstyle.data.io import image_to_float, image_to_tensor, read_image, write_image
 
 RNG = np.random.default_rng(0)
 
@@ -311,3 +311,47 @@ def test_whole_image_dehaze_samples_work_at_sizes_whose_depth_preview_rounds_dow
     write_image(tmp_path / "odd.png", np.random.default_rng(0).integers(0, 256, (300, 451, 3), dtype=np.uint8))
     sample = ds.degraded(clean_dirs=tmp_path, task="dehaze", level="medium")[0]
     assert sample["lq"].shape == (3, 300, 451)
+
+
+def _crop_of(image: np.ndarray, crop: np.ndarray) -> bool:
+    """Whether ``crop`` (h×w×3) is an exact window of ``image`` (pixels of random photos are nearly unique)."""
+    height, width = crop.shape[:2]
+    rows, columns = np.nonzero((image[: image.shape[0] - height + 1, : image.shape[1] - width + 1]
+                                == crop[0, 0]).all(axis=-1))
+    return any(np.array_equal(image[y : y + height, x : x + width], crop) for y, x in zip(rows, columns, strict=True))
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()))
+
+
+def test_mixed_degradation_views_come_with_their_clean_views(tmp_path: Path) -> None:
+    """``gt``: the view of the (flipped) photo before degrading, aligned with ``lq``; ``lq`` itself for none.
+
+    The photos are random pixels, so a view shifted by one pixel is nearly uncorrelated with the true one: an
+    aligned ``gt`` correlates with its noisy or rainy ``lq`` far more than with ``lq`` shifted by a pixel.
+    """
+    paths = _write(tmp_path, ["a.png", "b.png"], height=70, width=84)
+    dataset = ds.mixed_degradations(clean_dirs=tmp_path, classes=["none", "denoise", "derain"], patch_size=32,
+                                    global_sides=(40, 64), native_fraction=0.5, jpeg_fraction=0.0,
+                                    seed=1).repeated(16)
+    photos = {path.stem: image_to_float(read_image(path)) for path in paths}
+    kinds = set()
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        lq, gt = sample["lq"], sample["gt"]
+        assert gt.shape == lq.shape == (3, 32, 32)
+        none = dataset.classes[sample["label"]] == "none"
+        kinds.add((none, sample["native"]))
+        if none:
+            assert torch.equal(gt, lq)
+            continue
+        shifted = max(_correlation(lq[:, 1:], gt[:, :-1]), _correlation(lq[:, :, 1:], gt[:, :, :-1]))
+        assert _correlation(lq, gt) > 2 * shifted
+        if sample["native"]:  # a crop of the photo at its own precision
+            views = [ds.dihedral(photos[sample["name"]], transform) for transform in range(8)]
+            assert any(_crop_of(view, gt.permute(1, 2, 0).numpy()) for view in views)
+        else:  # a shrunk view, stored in 8 bits as lq is
+            assert torch.equal(torch.round(gt * 255), gt * 255) and 0 <= gt.min() and gt.max() <= 1
+    assert kinds == {(False, True), (False, False), (True, True), (True, False)}

@@ -466,7 +466,10 @@ class DegradedImageDataset(_SeededImageDataset):
 
 
 class MixedDegradationDataset(_SeededImageDataset):
-    """Views for training a degradation classifier: every class of ``classes`` at every level, drawn per sample.
+    """Labelled views of every class of ``classes`` at every level, drawn per sample, with their clean views.
+
+    What a degradation classifier and ConStyle v2's prompter train on (the labels), and, as (degraded, clean)
+    pairs, an all-in-one restorer (ConStyle v2's "Mix Degradations").
 
     Each sample picks a class uniformly (``none`` or a task of :mod:`irconstyle.data.degradations`) and a view
     (see :mod:`irconstyle.data.views`): with probability ``native_fraction`` a ``patch_size`` crop degraded at
@@ -480,8 +483,10 @@ class MixedDegradationDataset(_SeededImageDataset):
     and stored in 8 bits, as image files are, and so is every view (as :func:`irconstyle.detect.detect` rounds
     its views).
 
-    Samples: ``{"lq": 3×P×P, "label": class index, "level": σ (0–255) for native noise views else NaN,
-    "native": bool, "name": str}``.
+    Samples: ``{"lq": 3×P×P, "gt": 3×P×P, "label": class index, "level": σ (0–255) for native noise views
+    else NaN, "native": bool, "name": str}``. ``gt`` is the same view of the photo before degrading (a shrunk
+    view rounded to 8 bits as ``lq`` is); for ``none`` it is the view itself, since such a photo needs no
+    restoration (its JPEG, resampling and sensor noise are what photos that need none look like).
     """
 
     def __init__(
@@ -558,6 +563,10 @@ class MixedDegradationDataset(_SeededImageDataset):
             image = jpeg_compress(image, int(rng.integers(15, 96)))
         return image
 
+    def _global_view(self, image: np.ndarray) -> torch.Tensor:
+        """The whole (shrunk) photo as a view, rounded to 8 bits."""
+        return torch.round(shrunk_view(image_to_tensor(image), size=self.patch_size) * 255.0) / 255.0
+
     def _degraded(
         self, task: str, clean: np.ndarray, image: np.ndarray, window, transform: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, float]:
@@ -604,11 +613,15 @@ class MixedDegradationDataset(_SeededImageDataset):
             height, width = degraded.shape[:2]
             top = margin if degraded.shape[:2] == clean.shape[:2] else (height - self.patch_size) // 2
             left = margin if degraded.shape[:2] == clean.shape[:2] else (width - self.patch_size) // 2
-            view = image_to_tensor(degraded[top : top + self.patch_size, left : left + self.patch_size])
+            crop = (slice(top, top + self.patch_size), slice(left, left + self.patch_size))
+            view = image_to_tensor(degraded[crop])
+            target = view.clone() if task == "none" else image_to_tensor(clean[crop])  # degrading kept the size
         else:
-            view = torch.round(shrunk_view(image_to_tensor(degraded), size=self.patch_size) * 255.0) / 255.0
+            view = self._global_view(degraded)
+            target = view.clone() if task == "none" else self._global_view(clean)
         return {
             "lq": view,
+            "gt": target,
             "label": label,
             "level": np.float32(sigma if native else math.nan),
             "native": native,
@@ -760,7 +773,8 @@ def mixed_degradations(
     sigma_range: Sequence[float] = (5.0, 60.0),
     jpeg_fraction: float = 0.3,
 ) -> MixedDegradationDataset:
-    """Clean photos from one or more folders as classifier views of every degradation (a ``detect`` run's data)."""
+    """Clean photos from one or more folders as labelled views of every degradation with their clean views: the
+    data of ``detect`` and ``prompter`` runs, and (degraded, clean) pairs for all-in-one restoration."""
     folders = [clean_dirs] if isinstance(clean_dirs, (str, os.PathLike)) else list(clean_dirs)
     images = [path for folder in folders for path in list_images(folder, recursive=True)]
     return MixedDegradationDataset(

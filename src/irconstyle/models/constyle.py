@@ -95,6 +95,10 @@ class ContrastOutput(NamedTuple):
     key: torch.Tensor  # B×D, momentum encoder's ``latent_q`` of the clean image (no gradient)
     negatives: tuple[torch.Tensor, torch.Tensor]  # (n0, n1), B×D each: queue slices used by the style loss
     logits: torch.Tensor  # B×(1+K): positive first, then the queue, divided by the temperature
+    # With ConStyle v2's classification head: its logits for the degraded image (query encoder, with gradient)
+    # and for the clean image (momentum encoder, no gradient), B×classes each; None without a head.
+    query_classes: torch.Tensor | None = None
+    key_classes: torch.Tensor | None = None
 
 
 def _gather_from_all_ranks(x: torch.Tensor) -> torch.Tensor:
@@ -187,10 +191,12 @@ class ConStyle(nn.Module):
             raise ValueError(
                 "ConStyle training needs a batch of at least 2 (its projection heads use BatchNorm1d batch statistics)"
             )
-        encoded = self.encoder(degraded)
+        classifies = self.encoder.classifier is not None
+        encoded, query_classes = self.encoder.classify(degraded) if classifies else (self.encoder(degraded), None)
         with torch.no_grad():
             self.momentum_update()
-            key = self.key_encoder(clean).latent_q
+            keyed, key_classes = self.key_encoder.classify(clean) if classifies else (self.key_encoder(clean), None)
+        key = keyed.latent_q
         query = encoded.latent_q
         if self.normalize_latents:
             query = F.normalize(query, dim=1)
@@ -200,7 +206,7 @@ class ConStyle(nn.Module):
         logits = torch.cat([positive, negative], dim=1) / self.temperature
         entries = (query if self.enqueue == "query" else key).detach()
         negatives = self._dequeue_and_enqueue(query.shape[0], _gather_from_all_ranks(entries))
-        return ContrastOutput(encoded, key, negatives, logits)
+        return ContrastOutput(encoded, key, negatives, logits, query_classes, key_classes)
 
 
 class ConStyleV2Prompter(nn.Module):
@@ -209,8 +215,11 @@ class ConStyleV2Prompter(nn.Module):
     ``model(x)`` gives the head's logits (B × ``classes``); :meth:`encode` gives the latents and feature maps
     exactly as :class:`ConStyleEncoder` does, which is what a restoration model uses once the prompter is
     loaded into its ConStyle (:func:`irconstyle.models.checkpoint.load_constyle`). ``contrastive`` adds the
-    momentum encoder and queue of stage-1 training; the other keywords go to :class:`ConStyle`.
+    momentum encoder and queue of stage-1 training (``train.objective: prompter``); the other keywords go to
+    :class:`ConStyle`.
     """
+
+    size_multiple = 1  # the encoder pools: any input size
 
     def __init__(
         self,
@@ -221,13 +230,15 @@ class ConStyleV2Prompter(nn.Module):
         queue_size: int = 65760,
         momentum: float = 0.999,
         temperature: float = 0.07,
+        normalize_latents: bool = False,
+        enqueue: str = "query",
     ) -> None:
         super().__init__()
         if classes < 1:
             raise ValueError(f"classes must be positive, got {classes}")
         self.constyle = ConStyle(
             latent_dim=latent_dim, classes=classes, contrastive=contrastive, queue_size=queue_size,
-            momentum=momentum, temperature=temperature,
+            momentum=momentum, temperature=temperature, normalize_latents=normalize_latents, enqueue=enqueue,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""Losses: pixel losses for the restored image and the three ConStyle losses (InfoNCE, content, style), as plain
-functions."""
+"""Losses: pixel losses for the restored image, the three ConStyle losses (InfoNCE, content, style) and
+ConStyle v2's distillation, as plain functions."""
 
 from __future__ import annotations
 
@@ -56,3 +56,15 @@ def style_loss(
     if margin is None:
         return -d0 - d1
     return F.relu(margin - d0) + F.relu(margin - d1)
+
+
+def distillation_loss(query_logits: torch.Tensor, key_logits: torch.Tensor) -> torch.Tensor:
+    """ConStyle v2's KL(softmax(key) ‖ softmax(query)), summed over classes and averaged over the batch.
+
+    The clean image's class prediction (the momentum encoder's, a fixed target without gradient) teaches the
+    degraded image's: Σ_c p_key · (log p_key − log p_query).
+    """
+    return F.kl_div(
+        F.log_softmax(query_logits, dim=1), F.log_softmax(key_logits.detach(), dim=1), reduction="batchmean",
+        log_target=True,
+    )

@@ -135,12 +135,15 @@ def export_inference_weights(
 
     A ConStyle model built for training carries the momentum encoder and the queue; the file holds the
     inference layout instead (query encoder and body), built without ``contrastive``. ``native_tile`` is
-    recorded in the descriptor for ``tile="auto"`` (see :func:`irconstyle.inference.resolve_tile`).
+    recorded in the descriptor for ``tile="auto"`` (see :func:`irconstyle.inference.resolve_tile`). Building
+    that layout does not draw from the global random generator (its initial weights are overwritten at once),
+    so exporting in the middle of a run leaves the run's random stream (dropout) as it was.
     """
     config = _inference_build(build_config)
     network = model
     if config is not None:
-        network = config.build()
+        with torch.random.fork_rng(devices=[]):
+            network = config.build()
         wanted = network.state_dict().keys()
         network.load_state_dict({k: v for k, v in model.state_dict().items() if k in wanted}, strict=True)
     save(describe(network, config or build_config, native_tile=native_tile), path, metadata=metadata)

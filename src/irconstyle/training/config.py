@@ -135,6 +135,11 @@ class LossSection:
     # the noise σ, in units of the model's ``level_scale``, on native-resolution noise views.
     label_smoothing: float = 0.0
     level_weight: float = 0.5
+    # The ``prompter`` objective (ConStyle v2's stage 1): InfoNCE, content and style as above, plus
+    # ``class_weight`` × the cross-entropy of the query's class logits (with ``label_smoothing``) and
+    # ``kl_weight`` × KL(softmax(key logits) ‖ softmax(query logits)); all 1, as the authors'.
+    class_weight: float = 1.0
+    kl_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,12 @@ class TrainSection:
     """The optimisation recipe.
 
     ``objective``: ``restore`` trains a restoration model on (degraded, clean) pairs; ``detect`` trains a
-    degradation classifier (``degradation_classifier``) on the labelled views of ``mixed_degradations``.
+    degradation classifier (``degradation_classifier``) on the labelled views of ``mixed_degradations``;
+    ``prompter`` trains ConStyle v2's prompter (``constyle_v2_prompter``) alone on them, its stage 1.
+
+    ``class_iters`` / ``kl_iters`` (``prompter`` only): the classification loss is used while
+    ``iteration <= class_iters``, the distillation loss while ``iteration <= kl_iters`` (``null``: throughout;
+    the authors' 50,000 and 999,999 of a 400,000-iteration run).
 
     ``constyle_iters``: the ConStyle losses are used while ``iteration <= constyle_iters``; after that the
     encoder is frozen (``null``: never). ``freeze: eval`` removes the encoder from the optimiser and puts it
@@ -186,12 +196,17 @@ class TrainSection:
     losses: LossSection = field(default_factory=LossSection)
     ema: EMASection = field(default_factory=EMASection)
     mixup: MixupSection = field(default_factory=MixupSection)
-    objective: Literal["restore", "detect"] = "restore"
+    objective: Literal["restore", "detect", "prompter"] = "restore"
+    class_iters: int | None = 50000
+    kl_iters: int | None = None
 
 
 @dataclass(frozen=True)
 class ValidationSection:
     """Validate the EMA model every ``every`` iterations; keep the best checkpoint by ``metric``.
+
+    ``accuracy`` (the ``prompter`` objective's metric, and only its): the share of validation views whose
+    class the EMA prompter's head predicts.
 
     ``tile``: restore the validation images in tiles of this size, and record it in the exported weights as
     their native tile (what ``tile="auto"`` restores with). For models trained on patches whose global
@@ -199,7 +214,7 @@ class ValidationSection:
     """
 
     every: int = 5000
-    metric: Literal["psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"] = "psnr_y"
+    metric: Literal["psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y", "accuracy"] = "psnr_y"
     samples: int = 3
     tile: int | None = None
 
@@ -420,6 +435,8 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
     train = config.train
     positive(train.total_iters, "train.total_iters")
     positive(train.constyle_iters, "train.constyle_iters", allow_zero=True)
+    positive(train.class_iters, "train.class_iters", allow_zero=True)
+    positive(train.kl_iters, "train.kl_iters", allow_zero=True)
     positive(train.grad_clip, "train.grad_clip")
     positive(train.optimizer.lr, "train.optimizer.lr")
     positive(train.optimizer.weight_decay, "train.optimizer.weight_decay", allow_zero=True)
@@ -435,7 +452,7 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
     if not 0.0 <= train.ema.decay < 1.0:
         problems.append(f"train.ema.decay: must be in [0, 1), got {train.ema.decay}")
     positive(train.mixup.beta, "train.mixup.beta")
-    for name in ("pixel_weight", "infonce_weight", "content_weight", "style_weight"):
+    for name in ("pixel_weight", "infonce_weight", "content_weight", "style_weight", "class_weight", "kl_weight"):
         positive(getattr(train.losses, name), f"train.losses.{name}", allow_zero=True)
     positive(train.losses.style_margin, "train.losses.style_margin")
     positive(config.data.train.batch_size, "data.train.batch_size")
@@ -479,7 +496,7 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
                 problems.append(f"model.options.{key}: set by the trainer; use the model.constyle section instead")
         _check_keywords(entry.factory, config.model.options, "model.options", problems, ignore=reserved)
         is_constyle = isinstance(entry.factory, type) and issubclass(entry.factory, ConStyleRestorer)
-        if not is_constyle and config.train.constyle_iters is not None:
+        if not is_constyle and config.train.constyle_iters is not None and config.train.objective != "prompter":
             problems.append(
                 f"train.constyle_iters: {config.model.name!r} is an Origin model without ConStyle; remove the key"
             )
@@ -510,10 +527,18 @@ def _check_semantics(config: TrainingConfig, problems: list[str]) -> None:
 
 DETECT_MODELS = ("degradation_classifier",)
 DETECT_DATASETS = ("mixed_degradations",)
+PROMPTER_MODELS = ("constyle_v2_prompter",)
+# Keywords of the prompter that a prompter run sets: its class count from the training set, the rest from
+# model.constyle.
+PROMPTER_MANAGED_OPTIONS = ("classes", "queue_size", "momentum", "temperature", "normalize_latents", "enqueue")
 
 
 def _check_objective(config: TrainingConfig, problems: list[str]) -> None:
-    """A ``detect`` run pairs a classifier with labelled views; a ``restore`` run neither."""
+    """A ``detect`` run pairs a classifier with labelled views, a ``prompter`` run ConStyle v2's prompter; a
+    ``restore`` run neither (``mixed_degradations`` then gives its (degraded, clean) pairs: all-in-one)."""
+    if config.train.objective == "prompter":
+        _check_prompter(config, problems)
+        return
     detect = config.train.objective == "detect"
     is_classifier = config.model.name in DETECT_MODELS
     labelled = config.data.train.dataset in DETECT_DATASETS
@@ -532,9 +557,37 @@ def _check_objective(config: TrainingConfig, problems: list[str]) -> None:
     else:
         if is_classifier:
             problems.append(f"model.name: {config.model.name!r} is trained with train.objective: detect")
-        if labelled:
-            problems.append(f"data.train.dataset: {config.data.train.dataset!r} gives labelled views for "
-                            "train.objective: detect, not (degraded, clean) pairs")
+        if config.model.name in PROMPTER_MODELS:
+            problems.append(f"model.name: {config.model.name!r} is trained with train.objective: prompter")
+        if config.val.metric == "accuracy":
+            problems.append("val.metric: accuracy scores a prompter run; a restore run is scored by psnr_rgb, "
+                            "psnr_y, ssim_rgb or ssim_y")
+
+
+def _check_prompter(config: TrainingConfig, problems: list[str]) -> None:
+    """ConStyle v2's stage 1: the prompter alone, on views that give classes, validated by their accuracy."""
+    if config.model.name not in PROMPTER_MODELS:
+        problems.append(f"model.name: the prompter objective trains {' or '.join(PROMPTER_MODELS)}, "
+                        f"not {config.model.name!r}")
+    for key in PROMPTER_MANAGED_OPTIONS:
+        if key in config.model.options:
+            source = "the training set's classes" if key == "classes" else f"model.constyle.{key}"
+            problems.append(f"model.options.{key}: set by the trainer from {source}; remove it here")
+    for section, where in ((config.data.train, "data.train"), (config.data.val, "data.val")):
+        if section is not None and section.dataset not in DETECT_DATASETS:
+            problems.append(f"{where}.dataset: the prompter objective needs views with classes "
+                            f"({' or '.join(DETECT_DATASETS)}), not {section.dataset!r}")
+    if config.data.val is not None and config.val.metric != "accuracy":
+        problems.append(f"val.metric: a prompter run is validated by its classification accuracy; set "
+                        f"val.metric: accuracy, not {config.val.metric!r}")
+    if config.train.constyle_iters is not None:
+        problems.append("train.constyle_iters: the prompter objective trains ConStyle alone and never freezes it; "
+                        "remove the key (train.class_iters and train.kl_iters end its other losses)")
+    if config.train.mixup.enabled:
+        problems.append("train.mixup.enabled: mixing views would mix their labels; not for the prompter objective")
+    losses = config.train.losses
+    if not any(getattr(losses, f"{name}_weight") for name in ("infonce", "content", "style", "class", "kl")):
+        problems.append("train.losses: every loss of the prompter objective has weight 0; nothing would train")
 
 
 def _check_keywords(

@@ -53,13 +53,15 @@ class ModelEMA:
         """A copy of the EMA model whose BatchNorm statistics are recomputed for its own weights.
 
         Runs the copy in train mode over ``batches`` of degraded inputs (a cumulative average, as for SWA);
-        the EMA state itself is untouched, so training continues exactly. Models without BatchNorm come back
-        unchanged.
+        the EMA state itself is untouched, and so are the random generators (a model with dropout, such as
+        ConStyle v2's prompter, draws from them in train mode), so training continues exactly. Models without
+        BatchNorm come back unchanged.
         """
         module = copy.deepcopy(self.module)
         has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
         if has_batchnorm:
-            with torch.no_grad():
+            device = next(module.parameters()).device
+            with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 update_bn(batches, module)
         return module.eval()
 

@@ -49,9 +49,9 @@ from irconstyle.training.distributed import (
     init_distributed,
 )
 from irconstyle.training.ema import ModelEMA
-from irconstyle.training.objective import DetectionObjective, TrainingObjective
+from irconstyle.training.objective import DetectionObjective, PrompterObjective, TrainingObjective
 from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR, scheduled_lr
-from irconstyle.training.validation import evaluate
+from irconstyle.training.validation import classification_accuracy, evaluate
 
 CALIBRATION_EPOCH = 2**31 - 1  # the data "epoch" whose samples recalibrate BatchNorm; never reached in training
 
@@ -160,6 +160,7 @@ class Trainer:
         resume_state = self._find_resume_state()
         _seed_everything(config.seed)
 
+        self.train_set, self.val_set = self._build_datasets()  # before the model: a prompter's head fits its classes
         model = self._build_model()
         if resume_state is None and config.model.init_from is not None:
             self._initialise_from(model, Path(config.model.init_from), deeper=config.model.init_deeper)
@@ -170,9 +171,14 @@ class Trainer:
         self.model = model.to(context.device)
         self.is_constyle = isinstance(model, ConStyleRestorer)
         self.detects = config.train.objective == "detect"
-        objective_class = DetectionObjective if self.detects else TrainingObjective
-        self.objective = objective_class(self.model, config.train.losses)
-        self.train_set, self.val_set = self._build_datasets()
+        self.prompts = config.train.objective == "prompter"
+        if self.prompts:
+            self.objective = PrompterObjective(
+                self.model, config.train.losses, class_iters=config.train.class_iters, kl_iters=config.train.kl_iters
+            )
+        else:
+            objective_class = DetectionObjective if self.detects else TrainingObjective
+            self.objective = objective_class(self.model, config.train.losses)
         repeats = getattr(self.train_set, "repeats", 1)
         if repeats > 1:
             logger.info(
@@ -280,28 +286,33 @@ class Trainer:
         config = self.config
         kwargs = dict(config.model.options)
         factory = MODELS[config.model.name].factory
+        constyle = config.model.constyle
+        constyle_options = {
+            "queue_size": constyle.queue_size,
+            "momentum": constyle.momentum,
+            "temperature": constyle.temperature,
+            "normalize_latents": constyle.normalize_latents,
+            "enqueue": constyle.enqueue,
+        }
         if isinstance(factory, type) and issubclass(factory, ConStyleRestorer):
-            constyle = config.model.constyle
-            needed = config.data.train.batch_size * self.context.world_size
-            if constyle.queue_size < needed:
-                raise ConfigError(
-                    f"model.constyle.queue_size ({constyle.queue_size}) must hold at least one global batch "
-                    f"(batch_size × processes = {needed})"
-                )
-            kwargs.update(
-                contrastive=True,
-                constyle_options={
-                    "queue_size": constyle.queue_size,
-                    "momentum": constyle.momentum,
-                    "temperature": constyle.temperature,
-                    "normalize_latents": constyle.normalize_latents,
-                    "enqueue": constyle.enqueue,
-                },
-            )
+            self._check_queue_holds_a_batch()
+            kwargs.update(contrastive=True, constyle_options=constyle_options)
+        elif config.train.objective == "prompter":  # ConStyle v2's stage 1: the head has the data's classes
+            self._check_queue_holds_a_batch()
+            kwargs.update(contrastive=True, classes=len(self.train_set.classes), **constyle_options)
         self.build_config = BuildConfig.create(config.model.name, **kwargs)
         model = self.build_config.build()
         check_input_sizes(config, model)
         return model
+
+    def _check_queue_holds_a_batch(self) -> None:
+        queue_size = self.config.model.constyle.queue_size
+        needed = self.config.data.train.batch_size * self.context.world_size
+        if queue_size < needed:
+            raise ConfigError(
+                f"model.constyle.queue_size ({queue_size}) must hold at least one global batch "
+                f"(batch_size × processes = {needed})"
+            )
 
     def _initialise_from(self, model: nn.Module, path: Path, *, deeper: bool) -> None:
         try:
@@ -530,6 +541,8 @@ class Trainer:
             while self.iteration < total:
                 batch = next(batches)
                 self.iteration += 1
+                if self.prompts:
+                    self.objective.iteration = self.iteration
                 if self._should_freeze(self.iteration):
                     self._freeze_constyle()
                     self._wrap_for_distributed()
@@ -591,6 +604,10 @@ class Trainer:
             labels = batch["label"].to(device, non_blocking=True)
             levels = batch["level"].to(device, torch.float32, non_blocking=True)
             total, parts = self.forward_module(degraded, labels, levels)
+        elif self.prompts:
+            clean = batch["gt"].to(device, non_blocking=True)
+            labels = batch["label"].to(device, non_blocking=True)
+            total, parts = self.forward_module(degraded, clean, labels)
         else:
             clean = batch["gt"].to(device, non_blocking=True)
             if self.config.train.mixup.enabled:
@@ -658,13 +675,21 @@ class Trainer:
         return self._calibration
 
     def _validate(self, writer: Any) -> None:
-        """Rank 0 restores the validation set with the EMA model; the best by ``val.metric`` is saved."""
+        """Rank 0 scores the EMA model on the validation set (its restorations, or a prompter's class accuracy);
+        the best by ``val.metric`` is saved."""
         is_best = False
         if self.context.is_main:
-            scores, samples = evaluate(
-                self._evaluation_model(), self.val_set, device=self.context.device, samples=self.config.val.samples,
-                num_workers=self.config.data.val.num_workers, tile=self.config.val.tile,
-            )
+            if self.prompts:
+                scores, samples = classification_accuracy(
+                    self._evaluation_model(), self.val_set, device=self.context.device,
+                    num_workers=self.config.data.val.num_workers,
+                ), []
+            else:
+                scores, samples = evaluate(
+                    self._evaluation_model(), self.val_set, device=self.context.device,
+                    samples=self.config.val.samples, num_workers=self.config.data.val.num_workers,
+                    tile=self.config.val.tile,
+                )
             metric = self.config.val.metric
             value = scores[metric]
             is_best = self.best is None or value >= self.best.value
@@ -721,19 +746,20 @@ class Trainer:
 
 
 class _LossMeter:
-    """Running means of the losses between two log lines."""
+    """Running means of the losses between two log lines, each over the iterations that computed it (a loss
+    that ends within the window, at a freeze or at ``class_iters``, is averaged over its own iterations)."""
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}
 
     def add(self, losses: dict[str, float]) -> None:
         for name, value in losses.items():
             self.sums[name] = self.sums.get(name, 0.0) + value
-        self.count += 1
+            self.counts[name] = self.counts.get(name, 0) + 1
 
     def mean(self) -> dict[str, float]:
-        return {name: value / max(self.count, 1) for name, value in self.sums.items()}
+        return {name: value / self.counts[name] for name, value in self.sums.items()}
 
 
 def check_input_sizes(config: TrainingConfig, model: nn.Module) -> None:

@@ -1,4 +1,5 @@
-"""Validation during training: restore each validation image whole and score it (PSNR/SSIM, RGB and Y)."""
+"""Validation during training: restore each validation image whole and score it (PSNR/SSIM, RGB and Y), or,
+for ConStyle v2's prompter, the accuracy of its class predictions on labelled views."""
 
 from __future__ import annotations
 
@@ -44,6 +45,26 @@ def evaluate(
     if count == 0:
         raise ValueError("the validation set is empty")
     return {name: value / count for name, value in totals.items()}, previews
+
+
+@torch.no_grad()
+def classification_accuracy(
+    model: nn.Module, dataset: Dataset, *, device: torch.device, num_workers: int = 0, batch_size: int = 16
+) -> dict[str, float]:
+    """``{"accuracy": …}``: the share of the views of ``dataset`` whose ``label`` is the argmax of ``model(lq)``.
+
+    ``model`` (a classifier, in eval mode) returns class logits; the views of a labelled dataset all have one size.
+    """
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                        generator=torch.Generator().manual_seed(0))  # leaves the training's random stream alone
+    correct = count = 0
+    for item in loader:
+        logits = model(item["lq"].to(device))
+        correct += int((logits.argmax(dim=1).cpu() == item["label"]).sum())
+        count += len(item["label"])
+    if count == 0:
+        raise ValueError("the validation set is empty")
+    return {"accuracy": correct / count}
 
 
 def _to_8_bits(image: torch.Tensor) -> torch.Tensor:
