@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
-from training_setup import tiny_raw_config
+from training_setup import CONFIG_DIR, tiny_raw_config
 
+import irconstyle
 from irconstyle.training import ConfigError, config_from_dict, load_config
 from irconstyle.training.config import apply_overrides
+from irconstyle.training.schema import parse_config
 
 
 def _error(raw: dict) -> str:
@@ -97,3 +105,31 @@ def test_load_config_applies_overrides_and_reports_the_file(tmp_path):
         load_config(tmp_path / "broken.yaml")
     with pytest.raises(ConfigError, match="cannot read the config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_schema_reads_a_config_without_torch_the_models_or_the_data_module():
+    code = (
+        "import json, sys\n"
+        "from irconstyle.training import schema\n"
+        f"schema.parse_config(schema.read_config({str(CONFIG_DIR / 'smoke.yaml')!r}))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    source = str(Path(irconstyle.__file__).parents[1])  # this checkout's package, whatever is installed
+    environment = {**os.environ, "PYTHONPATH": source}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout))
+    assert "torch" not in loaded
+    assert "irconstyle.models" not in loaded and "irconstyle.training.data" not in loaded
+    assert {name for name in loaded if name.startswith("irconstyle")} == {
+        "irconstyle", "irconstyle._lazy", "irconstyle.training", "irconstyle.training.schema",
+    }
+
+
+def test_the_schema_checks_shapes_and_the_loader_adds_the_registries():
+    raw = apply_overrides(tiny_raw_config(), ["model.name=nafnett", "data.train.dataset=folders"])
+    assert parse_config(raw).model.name == "nafnett"  # the schema does not know which models exist
+    message = _error(raw)
+    assert "2 problems" in message
+    assert "model.name: unknown model 'nafnett'; available:" in message
+    assert "data.train.dataset: unknown dataset 'folders'; available:" in message

@@ -36,7 +36,7 @@ from irconstyle.models.checkpoint import CheckpointError, load_constyle
 from irconstyle.models.constyle import ConStyleRestorer
 from irconstyle.models.registry import MODELS, BuildConfig
 from irconstyle.training import checkpointing
-from irconstyle.training.config import ConfigError, TrainingConfig, config_from_dict, save_config
+from irconstyle.training.config import config_from_dict
 from irconstyle.training.data import build_train_dataset, build_val_dataset
 from irconstyle.training.distributed import (
     DistributedContext,
@@ -51,6 +51,7 @@ from irconstyle.training.distributed import (
 from irconstyle.training.ema import ModelEMA
 from irconstyle.training.objective import DetectionObjective, TrainingObjective
 from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR, scheduled_lr
+from irconstyle.training.schema import ConfigError, TrainingConfig, save_config
 from irconstyle.training.validation import evaluate
 
 CALIBRATION_EPOCH = 2**31 - 1  # the data "epoch" whose samples recalibrate BatchNorm; never reached in training
