@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -245,9 +246,53 @@ class TrainingConfig:
 Check = Callable[[TrainingConfig], list[str]]
 
 
+BASE_KEY = "base"
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
-    """The settings of a YAML config file, as a plain mapping."""
-    path = Path(path)
+    """The settings of a YAML config file with its bases merged in, as a plain mapping.
+
+    A top-level ``base: other.yaml`` (or a list of files, relative to the including file) names configs this
+    one builds on: they are read (with their own bases) and merged by :func:`deep_merge` in order, then this
+    file's settings on top. The result holds no ``base`` key: it is the config a run stores.
+    """
+    return _read_with_bases(Path(path), ())
+
+
+def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merged key by key, later layers winning; lists and values are replaced, not merged."""
+    result: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+                result[key] = deep_merge(result[key], value)
+            else:
+                result[key] = value
+    return result
+
+
+def _read_with_bases(path: Path, including: tuple[Path, ...]) -> dict[str, Any]:
+    """``path``'s settings on top of its bases; ``including``: the files that led here (resolved), for cycles."""
+    raw = _read_yaml(path)
+    entries = raw.pop(BASE_KEY, [])
+    if isinstance(entries, str):
+        entries = [entries]
+    if not isinstance(entries, list) or not all(isinstance(entry, str) and entry for entry in entries):
+        raise ConfigError(f"{path}: {BASE_KEY}: expected a config file or a list of them, got {_describe(entries)}")
+    chain = (*including, path.resolve())
+    layers = []
+    for entry in entries:
+        base = Path(os.path.normpath(path.parent / entry))
+        if base.resolve() in chain:
+            cycle = " -> ".join(str(link) for link in (*chain[chain.index(base.resolve()):], base.resolve()))
+            raise ConfigError(f"{path}: {BASE_KEY} {entry!r} is a cycle ({cycle})")
+        if not base.is_file():
+            raise ConfigError(f"{path}: {BASE_KEY} {entry!r}: no such file {base}")
+        layers.append(_read_with_bases(base, chain))
+    return deep_merge(*layers, raw)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as error:
