@@ -64,8 +64,8 @@ class ModelSection:
     the checkpoint and does not read it. ``init_deeper``: the model may have more blocks per stage than those
     weights; the new blocks must start as the identity (NAFNet blocks do), so training grows a trained model
     from the function it already computes. ``init_encoder_from``: a new degradation classifier's ConStyle
-    encoder starts from the query encoder of this ConStyle model file (such as a bundled restoration model),
-    whose latent already tells one degradation from clean photos.
+    encoder starts from the query encoder of this file (such as a bundled restoration model, whose latent
+    already tells one degradation from clean photos); it reads the files ``constyle.pretrained`` reads.
     """
 
     name: str
