@@ -72,7 +72,8 @@ __all__ = [
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainingConfig:
-    """Read a YAML file, apply ``key.path=value`` overrides (values in YAML syntax) and validate it."""
+    """Read a YAML file with its bases (:func:`~irconstyle.training.schema.read_config`), apply ``key.path=value``
+    overrides (values in YAML syntax) and validate it."""
     return config_from_dict(apply_overrides(read_config(path), overrides), source=str(path))
 
 
