@@ -39,6 +39,7 @@ from irconstyle.atomic import atomic_write
 from irconstyle.evaluation import evaluate, parse_degradation
 from irconstyle.training import train
 from irconstyle.training.config import TrainingConfig, apply_overrides, config_from_dict
+from irconstyle.training.schema import deep_merge
 
 HERE = Path(__file__).resolve().parent
 GRID = HERE / "paper_comparison" / "grid.yaml"
@@ -63,18 +64,6 @@ def load_grid(path: Path = GRID) -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
-def merged(*layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Mappings merged key by key, later layers winning; lists and values are replaced, not merged."""
-    result: dict[str, Any] = {}
-    for layer in layers:
-        for key, value in layer.items():
-            if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-                result[key] = merged(result[key], value)
-            else:
-                result[key] = value
-    return result
-
-
 def check_cell(grid: Mapping[str, Any], cell: Cell) -> None:
     for kind, name in (("tasks", cell.task), ("bodies", cell.body), ("variants", cell.variant)):
         if name not in grid[kind]:
@@ -88,7 +77,7 @@ def check_cell(grid: Mapping[str, Any], cell: Cell) -> None:
 def cell_config(grid: Mapping[str, Any], cell: Cell, overrides: list[str] = ()) -> TrainingConfig:
     check_cell(grid, cell)
     variant = grid["variants"][cell.variant]
-    raw = merged(
+    raw = deep_merge(
         grid["base"],
         grid["tasks"][cell.task]["train"],
         grid["bodies"][cell.body][variant["model"]],

@@ -20,11 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import yaml
 
 from irconstyle import build_model, list_models
 from irconstyle.models.constyle import ConStyleRestorer
-from irconstyle.training.config import LossSection
+from irconstyle.training.config import LossSection, load_config
 from irconstyle.training.ema import ModelEMA
 from irconstyle.training.objective import TrainingObjective
 
@@ -36,8 +35,8 @@ def model_options(name: str, size: str) -> tuple[dict, int]:
     """build_model keywords and ConStyle queue size for ``size`` (small: from configs/cpu)."""
     if size == "paper":
         return {}, PAPER_QUEUE
-    model = yaml.safe_load((CPU_CONFIGS / f"{name}_denoise.yaml").read_text())["model"]
-    return dict(model.get("options", {})), model.get("constyle", {}).get("queue_size", PAPER_QUEUE)
+    model = load_config(CPU_CONFIGS / f"{name}_denoise.yaml").model  # resolved: its bases merged in
+    return dict(model.options), model.constyle.queue_size
 
 
 def training_model(name: str, size: str, device: torch.device) -> torch.nn.Module:

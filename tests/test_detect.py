@@ -317,6 +317,34 @@ def test_detect_config_errors(changes, message):
         config_from_dict(_smoke_config(**changes))
 
 
+class _StopAfterSetup(Exception):
+    pass
+
+
+def test_init_encoder_from_starts_a_new_classifier_from_a_restorers_encoder(tmp_path, monkeypatch):
+    from irconstyle.training import ConfigError, Trainer, config_from_dict
+
+    monkeypatch.chdir(ROOT)
+    restorer = irconstyle.build("constyle_nafnet", width=8, encoder_blocks=(1, 1, 1), bottleneck_blocks=1,
+                                decoder_blocks=(1, 1, 1))
+    irconstyle.save(restorer, tmp_path / "restorer.safetensors")
+    config = config_from_dict(_smoke_config(**{"model.init_encoder_from": str(tmp_path / "restorer.safetensors")}))
+
+    def stop(self):
+        raise _StopAfterSetup  # the weights are in place before the datasets are built: no need to train
+
+    monkeypatch.setattr(Trainer, "_build_datasets", stop)
+    trainer = Trainer(config, output_dir=tmp_path / "run", progress=False)
+    with pytest.raises(_StopAfterSetup):
+        trainer.run()
+    expected = restorer.model.constyle.encoder.state_dict()
+    assert [k for k, v in trainer.model.encoder.state_dict().items() if not torch.equal(v, expected[k])] == []
+
+    absent = config_from_dict(_smoke_config(**{"model.init_encoder_from": str(tmp_path / "absent.safetensors")}))
+    with pytest.raises(ConfigError, match=r"^model\.init_encoder_from: .*absent\.safetensors: no such checkpoint file"):
+        Trainer(absent, output_dir=tmp_path / "run2", progress=False).run()
+
+
 def test_mixed_degradation_views_are_labelled_seeded_and_cover_every_class():
     from irconstyle.data.datasets import mixed_degradations
 

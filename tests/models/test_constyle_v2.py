@@ -18,6 +18,7 @@ import irconstyle
 from irconstyle.models import official
 from irconstyle.models.checkpoint import CheckpointError, load_constyle
 from irconstyle.models.constyle import ConStyle, ConStyleV2Prompter
+from irconstyle.models.detector import DegradationClassifier
 
 FEATURE_TOLERANCE = 1e-4
 LATENT_TOLERANCE = 2e-6
@@ -154,6 +155,36 @@ def test_our_own_model_files_give_their_constyle(tmp_path):
         assert torch.equal(prompter.constyle.encoder.state_dict()[key], tensor), key
     reloaded = irconstyle.load_model(tmp_path / "prompter.safetensors")
     assert isinstance(reloaded, ConStyleV2Prompter) and reloaded(torch.rand(2, 3, 32, 32)).shape == (2, 7)
+
+
+def _differs(loaded: torch.nn.Module, expected: dict[str, torch.Tensor]) -> list[str]:
+    return [key for key, tensor in loaded.state_dict().items() if not torch.equal(tensor, expected[key])]
+
+
+def test_one_loader_starts_a_restorers_constyle_and_a_bare_encoder_from_the_same_files(tmp_path):
+    """``model.constyle.pretrained`` (a restorer's ConStyle) and ``model.init_encoder_from`` (the degradation
+    classifier's bare encoder) both read their file with :func:`load_constyle`."""
+    restorer = irconstyle.build("constyle_nafnet", width=8, encoder_blocks=(1, 1, 1), bottleneck_blocks=1,
+                                decoder_blocks=(1, 1, 1))
+    ours = tmp_path / "restorer.safetensors"
+    irconstyle.save(restorer, ours)
+    source = ConStyleV2Prompter(contrastive=True, queue_size=8)
+    authors = tmp_path / "stage1.pth"
+    torch.save({"params_ema": _v2_state(source)}, authors)
+
+    for path, encoder in ((ours, restorer.model.constyle.encoder), (authors, source.constyle.encoder)):
+        expected = {key: tensor for key, tensor in encoder.state_dict().items() if not key.startswith("classifier.")}
+        bare = DegradationClassifier().encoder
+        assert _differs(bare, expected)  # a fresh encoder, so that a missed load shows
+        assert load_constyle(bare, path) is bare and bare.classifier is None
+        assert _differs(bare, expected) == []
+        constyle = ConStyle(contrastive=True, queue_size=8)
+        load_constyle(constyle, path)
+        assert _differs(constyle.encoder, expected) == [] and _differs(constyle.key_encoder, expected) == []
+    origin = irconstyle.build("nafnet", width=8, encoder_blocks=(1,), bottleneck_blocks=1, decoder_blocks=(1,))
+    irconstyle.save(origin, tmp_path / "body.safetensors")
+    with pytest.raises(CheckpointError, match=r"body\.safetensors: holds no ConStyle weights"):
+        load_constyle(DegradationClassifier().encoder, tmp_path / "body.safetensors")
 
 
 def test_official_build_maps_every_keyword():

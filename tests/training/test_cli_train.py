@@ -15,7 +15,7 @@ import yaml
 from training_setup import REPO, tiny_config, tiny_raw_config
 
 from irconstyle.cli import main
-from irconstyle.training import Trainer
+from irconstyle.training import Trainer, load_config
 from irconstyle.training.checkpointing import latest_checkpoint, load_training_checkpoint, periodic_checkpoints
 
 OVERRIDES = {"train.total_iters": 12, "train.constyle_iters": 5, "train.mixup.enabled": True}
@@ -93,3 +93,27 @@ def test_smoke_config_runs_under_a_minute(tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert time.monotonic() - started < 60
     assert (tmp_path / "model_best.safetensors").is_file() and (tmp_path / "model_final.safetensors").is_file()
+
+
+def test_a_run_stores_its_config_resolved_and_resumes_from_it_after_the_base_changed(tmp_path, capsys):
+    raw = tiny_raw_config(**{"train.total_iters": 2})
+    base = tmp_path / "_base" / "recipe.yaml"
+    base.parent.mkdir()
+    base.write_text(yaml.safe_dump({key: value for key, value in raw.items() if key not in ("name", "model")}))
+    config_path = tmp_path / "child.yaml"
+    config_path.write_text(yaml.safe_dump({"base": "_base/recipe.yaml", "name": raw["name"], "model": raw["model"]}))
+    output = tmp_path / "run"
+    assert main(["train", str(config_path), "--output", str(output), "--quiet"]) == 0
+
+    resolved = load_config(config_path).to_dict()
+    stored = yaml.safe_load((output / "config.yaml").read_text())
+    assert stored == resolved and "base" not in stored
+    assert load_training_checkpoint(latest_checkpoint(output / "checkpoints"))["config"] == resolved
+
+    # The base changes later: the run's own copy still continues it, the changed recipe is refused.
+    base.write_text(base.read_text().replace("decay: 0.5", "decay: 0.75"))
+    more = ["--set", "train.total_iters=4", "--resume", "auto", "--quiet", "--output", str(output)]
+    assert main(["train", str(config_path), *more]) == 1
+    assert "train.ema.decay: checkpoint 0.5, now 0.75" in capsys.readouterr().err
+    assert main(["train", str(output / "config.yaml"), *more]) == 0
+    assert load_training_checkpoint(latest_checkpoint(output / "checkpoints"))["iteration"] == 4

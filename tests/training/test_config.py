@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
-from training_setup import tiny_raw_config
+from training_setup import CONFIG_DIR, tiny_raw_config
 
+import irconstyle
 from irconstyle.training import ConfigError, config_from_dict, load_config
 from irconstyle.training.config import apply_overrides
+from irconstyle.training.schema import parse_config
 
 
 def _error(raw: dict) -> str:
@@ -97,3 +105,87 @@ def test_load_config_applies_overrides_and_reports_the_file(tmp_path):
         load_config(tmp_path / "broken.yaml")
     with pytest.raises(ConfigError, match="cannot read the config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_schema_reads_a_config_without_torch_the_models_or_the_data_module():
+    code = (
+        "import json, sys\n"
+        "from irconstyle.training import schema\n"
+        f"schema.parse_config(schema.read_config({str(CONFIG_DIR / 'smoke.yaml')!r}))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    source = str(Path(irconstyle.__file__).parents[1])  # this checkout's package, whatever is installed
+    environment = {**os.environ, "PYTHONPATH": source}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout))
+    assert "torch" not in loaded
+    assert "irconstyle.models" not in loaded and "irconstyle.training.data" not in loaded
+    assert {name for name in loaded if name.startswith("irconstyle")} == {
+        "irconstyle", "irconstyle._lazy", "irconstyle.training", "irconstyle.training.schema",
+    }
+
+
+def test_the_schema_checks_shapes_and_the_loader_adds_the_registries():
+    raw = apply_overrides(tiny_raw_config(), ["model.name=nafnett", "data.train.dataset=folders"])
+    assert parse_config(raw).model.name == "nafnett"  # the schema does not know which models exist
+    message = _error(raw)
+    assert "2 problems" in message
+    assert "model.name: unknown model 'nafnett'; available:" in message
+    assert "data.train.dataset: unknown dataset 'folders'; available:" in message
+
+
+def _write(path: Path, settings: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
+
+
+def test_bases_merge_in_order_under_the_including_file(tmp_path):
+    raw = tiny_raw_config()
+    recipe = {key: raw[key] for key in ("seed", "threads", "data", "train", "checkpoint", "log")}
+    # a base of a base, found relative to the file that names it, not to the working directory
+    _write(tmp_path / "_base" / "common.yaml", {**recipe, "base": "../shared/log.yaml"})
+    _write(tmp_path / "shared" / "log.yaml", {"log": {"every": 1, "tensorboard": True}, "val": {"samples": 1}})
+    _write(tmp_path / "_base" / "slow.yaml", {"train": {"total_iters": 9, "ema": {"buffers": False}}})
+    child = _write(tmp_path / "run.yaml", {
+        "base": ["_base/common.yaml", "_base/slow.yaml"],
+        "name": "child", "model": raw["model"],
+        "train": {"schedule": {"periods": [5, 4]}},
+    })
+    config = load_config(child, ["train.ema.decay=0.25"])
+    assert config.name == "child" and config.model.options == raw["model"]["options"]
+    assert config.log.every == 2 and config.log.tensorboard is False  # the including file wins over its base
+    assert config.val.samples == 1  # the base's base
+    assert config.train.total_iters == 9  # a later base wins over an earlier one
+    assert config.train.ema.buffers is False and config.train.ema.decay == 0.25  # mappings merge key by key
+    assert config.train.schedule.periods == (5, 4)  # lists are replaced, not merged
+    assert config.train.schedule.eta_mins == tuple(raw["train"]["schedule"]["eta_mins"])
+    assert config.data.train.options == raw["data"]["train"]["options"]
+    assert "base" not in config.to_dict()
+
+
+def test_base_errors_are_one_line_naming_the_file(tmp_path):
+    child = _write(tmp_path / "run.yaml", {"base": "_base/missing.yaml", "name": "x"})
+    with pytest.raises(ConfigError) as caught:
+        load_config(child)
+    missing = tmp_path / "_base" / "missing.yaml"
+    assert str(caught.value) == f"{child}: base '_base/missing.yaml': no such file {missing}"
+
+    first = _write(tmp_path / "a.yaml", {"base": "b.yaml"})
+    second = _write(tmp_path / "b.yaml", {"base": ["a.yaml"]})
+    with pytest.raises(ConfigError) as caught:
+        load_config(first)
+    message = str(caught.value)
+    assert message == f"{second}: base 'a.yaml' is a cycle ({first} -> {second} -> {first})" and "\n" not in message
+
+    _write(tmp_path / "self.yaml", {"base": "self.yaml"})
+    with pytest.raises(ConfigError, match=r"self\.yaml: base 'self\.yaml' is a cycle"):
+        load_config(tmp_path / "self.yaml")
+    _write(tmp_path / "typed.yaml", {"base": {"file": "a.yaml"}})
+    with pytest.raises(ConfigError, match=r"typed\.yaml: base: expected a config file or a list of them, got"):
+        load_config(tmp_path / "typed.yaml")
+    (tmp_path / "broken.yaml").write_text("model: [unclosed")
+    _write(tmp_path / "on_broken.yaml", {"base": "broken.yaml"})
+    with pytest.raises(ConfigError, match=rf"{tmp_path / 'broken.yaml'}: not valid YAML"):
+        load_config(tmp_path / "on_broken.yaml")

@@ -45,13 +45,14 @@ def test_stage_2_smoke_config_trains_the_body_around_the_frozen_prompter(tmp_pat
         "checkpoint.every=2", "log.every=1",
     ])
     initial_body = {}
-    load_prompter = Trainer._load_pretrained_constyle
+    build = Trainer._build_model
 
-    def load_and_remember_body(model, path):
-        load_prompter(model, path)
+    def build_and_remember_body(self):
+        model = build(self)
         initial_body.update({key: tensor.clone() for key, tensor in model.body.state_dict().items()})
+        return model
 
-    monkeypatch.setattr(Trainer, "_load_pretrained_constyle", staticmethod(load_and_remember_body))
+    monkeypatch.setattr(Trainer, "_build_model", build_and_remember_body)
     trainer = Trainer(config, output_dir=tmp_path / "run", progress=False)
     result = trainer.run()
     assert result.status == "completed" and result.iteration == 2

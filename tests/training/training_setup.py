@@ -9,6 +9,9 @@ from irconstyle.training.config import TrainingConfig, apply_overrides, config_f
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "tests" / "assets" / "photos"
+CONFIG_DIR = REPO / "configs"
+# Every shipped config fully resolved, written by scripts/snapshot_configs.py (and only by it).
+RESOLVED_CONFIGS = Path(__file__).with_name("resolved_configs.json")
 
 TINY_MODELS: dict[str, dict[str, Any]] = {
     "constyle_nafnet": {"width": 8, "encoder_blocks": [1, 1, 1], "bottleneck_blocks": 1, "decoder_blocks": [1, 1, 1]},
@@ -63,3 +66,8 @@ def tiny_config(model: str = "constyle_nafnet", **overrides: Any) -> TrainingCon
     return config_from_dict(tiny_raw_config(model, **overrides))
 
 
+
+
+def shipped_configs() -> list[Path]:
+    """Every config in configs/ a user trains, not the partial bases they include (files in ``_base/`` folders)."""
+    return sorted(path for path in CONFIG_DIR.rglob("*.yaml") if "_base" not in path.relative_to(CONFIG_DIR).parts)

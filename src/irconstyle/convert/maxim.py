@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,7 +24,9 @@ from torch import nn
 from irconstyle.convert.tfjs import GraphModel, PackageError, read_graph_model
 from irconstyle.models.maxim import LEVELS
 from irconstyle.models.registry import BuildConfig
-from irconstyle.zoo.descriptor import ModelDescriptor, describe
+
+if TYPE_CHECKING:
+    from irconstyle.zoo.descriptor import ModelDescriptor
 
 _PREFIX = "StatefulPartitionedCall/jax2tf_apply_/Wrapper/backbone/"
 WEIGHTS_LICENCE = "Apache-2.0"
@@ -387,6 +389,8 @@ def source_of(package: str, version: str) -> str:
 
 def convert_maxim_package(path: str | Path) -> ModelDescriptor:
     """Convert an ``@upscalerjs/maxim-*`` package (``.tgz`` or unpacked folder) into a model and its facts."""
+    from irconstyle.zoo.descriptor import describe  # the zoo lists this module's releases: no import cycle
+
     graph = read_graph_model(path)
     name = graph.package.get("name", "")
     release = RELEASES.get(name)

@@ -17,7 +17,7 @@ from torch import nn
 
 from irconstyle.atomic import atomic_write
 from irconstyle.models import official
-from irconstyle.models.constyle import ConStyle
+from irconstyle.models.constyle import ConStyle, ConStyleEncoder
 from irconstyle.models.detection import unwrap_state_dict
 
 FORMAT = "irconstyle"
@@ -139,18 +139,22 @@ _CLASSIFIER_KEY = re.compile(r"^(?:key_)?encoder\.classifier\.")
 _CONTRAST_KEY = re.compile(r"^(?:key_encoder\.|queue$|queue_ptr$)")
 
 
-def load_constyle(constyle: ConStyle, path: str | os.PathLike) -> ConStyle:
-    """Load a pre-trained ConStyle prompter into ``constyle`` (a restorer's ``model.constyle``), strictly.
+def load_constyle(target: ConStyle | ConStyleEncoder, path: str | os.PathLike) -> ConStyle | ConStyleEncoder:
+    """Load a pre-trained ConStyle encoder into ``target``, strictly, and return ``target``.
 
-    ``path``: ConStyle v2's stage-1 checkpoint (``{"params_ema": ...}`` as v2 saves it; ``params_ema``
-    preferred), an authors' ConStyle restorer ``.pth`` (its ``ConStyle.*`` part), or one of our safetensors
-    model files holding a ConStyle (its ``constyle.*`` part). The query encoder is loaded strictly: a missing,
-    mis-shaped or unknown tensor is a :class:`CheckpointError`. v2's classification head is loaded when
-    ``constyle`` has one and otherwise left out (it only serves stage 1's classification loss); so are the
-    momentum encoder and queue, which are stage-1 training state: a contrastive ``constyle`` starts its
-    momentum encoder as a copy of the loaded query encoder, as MoCo starts, and keeps its fresh queue.
+    ``target``: a restorer's ``model.constyle`` (ConStyle v2's stage 2, the ``model.constyle.pretrained`` key)
+    or a bare :class:`ConStyleEncoder`, such as the degradation classifier's ``model.encoder``
+    (``model.init_encoder_from``). ``path``: ConStyle v2's stage-1 checkpoint (``{"params_ema": ...}`` as v2
+    saves it; ``params_ema`` preferred), an authors' ConStyle restorer ``.pth`` (its ``ConStyle.*`` part), or
+    one of our safetensors model files holding a ConStyle (its ``constyle.*`` part). The query encoder is
+    loaded strictly: a missing, mis-shaped or unknown tensor is a :class:`CheckpointError`. v2's
+    classification head is loaded when the target encoder has one and otherwise left out (it only serves
+    stage 1's classification loss); so are the momentum encoder and queue, which are stage-1 training state:
+    a contrastive ConStyle starts its momentum encoder as a copy of the loaded query encoder, as MoCo starts,
+    and keeps its fresh queue.
     """
     path = Path(path)
+    encoder = target.encoder if isinstance(target, ConStyle) else target
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
@@ -164,16 +168,16 @@ def load_constyle(constyle: ConStyle, path: str | os.PathLike) -> ConStyle:
     state = {key.removeprefix("constyle."): tensor for key, tensor in state.items() if key.startswith("constyle.")}
     if not state:
         raise CheckpointError(f"{path}: holds no ConStyle weights (no ConStyle encoder keys)")
-    has_classifier = constyle.encoder.classifier is not None
+    has_classifier = encoder.classifier is not None
     encoder_state = {
         key.removeprefix("encoder."): tensor
         for key, tensor in state.items()
         if not _CONTRAST_KEY.match(key) and (has_classifier or not _CLASSIFIER_KEY.match(key))
     }
-    load_strict(constyle.encoder, encoder_state, path)
-    if constyle.contrastive:
-        constyle.key_encoder.load_state_dict(constyle.encoder.state_dict())
-    return constyle
+    load_strict(encoder, encoder_state, path)
+    if isinstance(target, ConStyle) and target.contrastive:
+        target.key_encoder.load_state_dict(target.encoder.state_dict())
+    return target
 
 
 def _read_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from irconstyle.atomic import atomic_write
-from irconstyle.models.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_into_deeper, read_safetensors
+from irconstyle.models.checkpoint import load_checkpoint, load_checkpoint_into_deeper
 from irconstyle.models.registry import BuildConfig
 from irconstyle.zoo import describe, save
 
@@ -170,18 +170,3 @@ def load_initial_weights(model: nn.Module, build_config: BuildConfig, path: Path
         model.load_state_dict(inference.state_dict(), strict=False)
         model.constyle.key_encoder.load_state_dict(model.constyle.encoder.state_dict())
     return new_blocks
-
-
-def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
-    """Start a ConStyle encoder from the query encoder of a ConStyle model file (``constyle.encoder.*``), strictly."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
-    prefix = "constyle.encoder."
-    tensors = read_safetensors(path)[0]
-    state = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
-    if not state:
-        raise CheckpointError(f"{path}: holds no ConStyle encoder (no {prefix}* tensors)")
-    try:
-        encoder.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: its ConStyle encoder does not fit ({str(error).splitlines()[0]})") from None

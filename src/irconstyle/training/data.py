@@ -18,7 +18,7 @@ import math
 
 from torch.utils.data import Dataset
 
-from irconstyle.training.config import TrainingConfig
+from irconstyle.training.schema import TrainingConfig
 
 TRAIN_MANAGED_KEYWORDS = ("patch_size", "augment", "seed")
 VAL_MANAGED_KEYWORDS = ("patch_size", "augment")

@@ -13,7 +13,7 @@ from torch import nn
 from irconstyle.models import losses
 from irconstyle.models.constyle import ConStyleRestorer, ConStyleV2Prompter, ContrastOutput
 from irconstyle.models.detector import DegradationClassifier
-from irconstyle.training.config import LossSection
+from irconstyle.training.schema import LossSection
 
 PIXEL_LOSSES = {"l1": losses.l1_loss, "charbonnier": losses.charbonnier_loss, "psnr": losses.psnr_loss}
 

@@ -36,7 +36,7 @@ from irconstyle.models.checkpoint import CheckpointError, load_constyle
 from irconstyle.models.constyle import ConStyleRestorer
 from irconstyle.models.registry import MODELS, BuildConfig
 from irconstyle.training import checkpointing
-from irconstyle.training.config import ConfigError, TrainingConfig, config_from_dict, save_config
+from irconstyle.training.config import config_from_dict
 from irconstyle.training.data import build_train_dataset, build_val_dataset
 from irconstyle.training.distributed import (
     DistributedContext,
@@ -51,6 +51,7 @@ from irconstyle.training.distributed import (
 from irconstyle.training.ema import ModelEMA
 from irconstyle.training.objective import DetectionObjective, PrompterObjective, TrainingObjective
 from irconstyle.training.schedule import CosineAnnealingRestartCyclicLR, scheduled_lr
+from irconstyle.training.schema import ConfigError, TrainingConfig, save_config
 from irconstyle.training.validation import classification_accuracy, evaluate
 
 CALIBRATION_EPOCH = 2**31 - 1  # the data "epoch" whose samples recalibrate BatchNorm; never reached in training
@@ -164,10 +165,11 @@ class Trainer:
         model = self._build_model()
         if resume_state is None and config.model.init_from is not None:
             self._initialise_from(model, Path(config.model.init_from), deeper=config.model.init_deeper)
-        if resume_state is None and config.model.constyle.pretrained is not None:
-            self._load_pretrained_constyle(model, Path(config.model.constyle.pretrained))
-        if resume_state is None and config.model.init_encoder_from is not None:
-            self._initialise_encoder_from(model, Path(config.model.init_encoder_from))
+        prompter, encoder_from = config.model.constyle.pretrained, config.model.init_encoder_from
+        if resume_state is None and prompter is not None:
+            self._start_encoder_from(model.constyle, Path(prompter), "model.constyle.pretrained")
+        if resume_state is None and encoder_from is not None:
+            self._start_encoder_from(model.encoder, Path(encoder_from), "model.init_encoder_from")
         self.model = model.to(context.device)
         self.is_constyle = isinstance(model, ConStyleRestorer)
         self.detects = config.train.objective == "detect"
@@ -325,22 +327,15 @@ class Trainer:
             logger.info("%d new blocks start as the identity: %s", len(new_blocks), ", ".join(new_blocks))
 
     @staticmethod
-    def _load_pretrained_constyle(model: nn.Module, path: Path) -> None:
+    def _start_encoder_from(target: nn.Module, path: Path, key: str) -> None:
+        """A new run's ConStyle encoder (``target``: a restorer's ConStyle or a bare encoder) from the file ``key``
+        names (see :func:`~irconstyle.models.checkpoint.load_constyle`)."""
         try:
-            load_constyle(model.constyle, path)
+            load_constyle(target, path)
         except CheckpointError as error:
-            raise ConfigError(f"model.constyle.pretrained: {error}") from None
+            raise ConfigError(f"{key}: {error}") from None
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        logger.info("ConStyle starts from the prompter in %s (sha256 %s)", path, digest[:16])
-
-    @staticmethod
-    def _initialise_encoder_from(model: nn.Module, path: Path) -> None:
-        try:
-            checkpointing.load_encoder_weights(model.encoder, path)
-        except CheckpointError as error:
-            raise ConfigError(f"model.init_encoder_from: {error}") from None
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        logger.info("the ConStyle encoder starts from the one in %s (sha256 %s)", path, digest[:16])
+        logger.info("%s: the ConStyle encoder starts from the one in %s (sha256 %s)", key, path, digest[:16])
 
     def _build_datasets(self) -> tuple[Dataset, Dataset | None]:
         """The datasets from their config sections; a folder, file or option they reject is a config error."""
