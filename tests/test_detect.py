@@ -331,9 +331,9 @@ def test_init_encoder_from_starts_a_new_classifier_from_a_restorers_encoder(tmp_
     config = config_from_dict(_smoke_config(**{"model.init_encoder_from": str(tmp_path / "restorer.safetensors")}))
 
     def stop(self):
-        raise _StopAfterSetup  # the weights are in place before the datasets are built: no need to train
+        raise _StopAfterSetup  # the weights are in place before the optimiser is built: no need to train
 
-    monkeypatch.setattr(Trainer, "_build_datasets", stop)
+    monkeypatch.setattr(Trainer, "_build_optimizer", stop)
     trainer = Trainer(config, output_dir=tmp_path / "run", progress=False)
     with pytest.raises(_StopAfterSetup):
         trainer.run()
