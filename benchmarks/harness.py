@@ -165,10 +165,15 @@ class Peak:
     def describe(self) -> str:
         return (
             f"{self.cores} cores × {self.fma_units} AVX-512 FMA units × 16 fp32 lanes × 2 flops × "
-            f"{self.clock.ghz:.2f} GHz = {self.gflops:.0f} GFLOP/s (clock {self.clock.how}; {self.fma_units} FMA "
-            f"units because a 1-thread sgemm reached {self.sgemm_gflops:.0f} GFLOP/s, above one unit's "
-            f"{32 * self.clock.ghz:.0f})"
+            f"{self.clock.ghz:.2f} GHz = {self.gflops:.0f} GFLOP/s (clock {self.clock.how}; {self._units_reason()})"
         )
+
+    def _units_reason(self) -> str:
+        one_unit = f"one unit's {32 * self.clock.ghz:.0f}"
+        sgemm = f"a 1-thread sgemm reached {self.sgemm_gflops:.0f} GFLOP/s"
+        if self.fma_units == 2:
+            return f"2 FMA units because {sgemm}, above {one_unit}"
+        return f"1 FMA unit assumed: {sgemm}, not above {one_unit} (a lower bound on the peak)"
 
 
 def measure_peak() -> Peak:
