@@ -173,6 +173,19 @@ def test_a_clean_benchmark_folder_takes_the_protocols_noise(tmp_path):
         evaluate(Identity(), root=tmp_path / "pairs", protocol=protocol)
 
 
+def test_cbsd68_scores_its_pre_noised_copies_as_they_are_and_its_clean_ones_by_the_protocol(tmp_path):
+    _uint8_images(tmp_path, ["original_png/0000.png", "noisy25/0000.png", "original/101085.jpg"])
+    protocol = get_protocol("cbsd68-sigma25")
+    given = evaluate(Identity(), root=tmp_path / "noisy25")
+    noisy, clean = read_image(tmp_path / "noisy25/0000.png"), read_image(tmp_path / "original_png/0000.png")
+    assert [score.name for score in given.scores] == ["noisy25/0000.png"]
+    assert given.scores[0].psnr_rgb == pytest.approx(psnr(noisy, clean), abs=1e-12)
+    with pytest.raises(ValueError, match="exactly one input source"):
+        evaluate(Identity(), root=tmp_path / "noisy25", protocol=protocol)
+    renoised = evaluate(Identity(), root=tmp_path, protocol=protocol)
+    assert renoised.scores == evaluate(Identity(), gt_dir=tmp_path / "original_png", protocol=protocol).scores
+
+
 @pytest.fixture
 def model_file(tmp_path):
     from irconstyle import build, save

@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the architectures and the pretrained models (installed or not)")
     models.set_defaults(handler=_run_models)
     _add_train_parser(commands)
+    _add_config_parser(commands)
     _add_restore_parser(commands)
     _add_detect_parser(commands)
     _add_convert_parser(commands)
@@ -105,6 +106,37 @@ def _run_train(args: argparse.Namespace) -> int:
         training_logger.removeHandler(console)
         shutdown_distributed()
     return 130 if result.status == "interrupted" else 0
+
+
+def _add_config_parser(commands: argparse._SubParsersAction) -> None:
+    config = commands.add_parser("config", help="inspect training configs",
+                                 description="Inspect training configs (see docs/training.md).")
+    actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = actions.add_parser(
+        "show",
+        help="print a config fully resolved, as a run stores it in its config.yaml",
+        description="Print CONFIG as YAML after its base: files are merged and the --set overrides applied, with "
+        "every default filled in and checked as `irconstyle train` checks it: what a run of it stores in its "
+        "config.yaml. Exit status 2 for a bad config.",
+    )
+    show.add_argument("config", help="the YAML training config (see configs/)")
+    show.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value as `train --set` does (repeatable; values in YAML syntax)",
+    )
+    show.set_defaults(handler=_run_config_show)
+
+
+def _run_config_show(args: argparse.Namespace) -> int:
+    from irconstyle.training import ConfigError, config_yaml, load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as error:
+        print(f"irconstyle config show: {error}", file=sys.stderr)
+        return 2
+    print(config_yaml(config), end="")
+    return 0
 
 
 def _add_restore_parser(commands: argparse._SubParsersAction) -> None:

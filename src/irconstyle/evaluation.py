@@ -236,7 +236,7 @@ PRESETS: dict[str, tuple[PresetSet, ...]] = {
     ),
     "deblur": (
         PresetSet("GoPro", "gopro", ("GoPro/test", "GOPRO_Large/test", "GoPro")),
-        PresetSet("HIDE", "hide", ("HIDE",)),
+        PresetSet("HIDE", "hide", ("HIDE", "HIDE_dataset")),
         PresetSet("RealBlur-J", "realblur-j", ("RealBlur-J", "RealBlur_J")),
         PresetSet("RealBlur-R", "realblur-r", ("RealBlur-R", "RealBlur_R")),
     ),

@@ -114,7 +114,8 @@ def test_benchmark_errors(tmp_path: Path) -> None:
         ds.benchmark_pairs("cbsd68", tmp_path)
     with pytest.raises(ds.DatasetError, match="is a paired benchmark"):
         ds.benchmark_images("rain100h", tmp_path)
-    with pytest.raises(ds.DatasetError, match="neither input/ \\+ target/"):
+    with pytest.raises(ds.DatasetError, match=r"not a gopro folder \(expected input/<name> \+ target/<name> .* or "
+                       r"<sequence>/blur/<frame> \+ <sequence>/sharp/<frame>"):
         ds.benchmark_pairs("gopro", tmp_path)
 
 

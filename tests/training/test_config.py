@@ -189,3 +189,40 @@ def test_base_errors_are_one_line_naming_the_file(tmp_path):
     _write(tmp_path / "on_broken.yaml", {"base": "broken.yaml"})
     with pytest.raises(ConfigError, match=rf"{tmp_path / 'broken.yaml'}: not valid YAML"):
         load_config(tmp_path / "on_broken.yaml")
+
+
+def test_config_show_prints_the_resolved_config_a_run_stores(tmp_path, capsys):
+    from irconstyle.cli import main
+    from irconstyle.training import Trainer
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_raw_config()))
+    override = {"base": "base.yaml", "train": {"total_iters": 2, "schedule": {"periods": [1, 1]}}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(override))
+    assert main(["config", "show", str(tmp_path / "run.yaml"), "--set", "seed=5", "--set", "train.ema.decay=0.25"]) == 0
+    shown = capsys.readouterr().out
+    resolved = yaml.safe_load(shown)
+    assert "base" not in resolved
+    assert (resolved["train"]["total_iters"], resolved["seed"], resolved["train"]["ema"]["decay"]) == (2, 5, 0.25)
+    assert resolved["train"]["schedule"]["restart_weights"] == [1, 1]  # merged into the base's section
+    assert resolved["model"] == config_from_dict(tiny_raw_config()).to_dict()["model"]  # from the base
+    assert resolved["train"]["optimizer"]["betas"] == [0.9, 0.999]  # a default filled in
+    config = load_config(tmp_path / "run.yaml", ["seed=5", "train.ema.decay=0.25"])
+    Trainer(config, output_dir=tmp_path / "out", progress=False).run()
+    assert (tmp_path / "out" / "config.yaml").read_text() == shown
+
+
+def test_config_show_of_a_bad_config_is_a_one_line_error(tmp_path, capsys):
+    from irconstyle.cli import main
+
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(tiny_raw_config()))
+    assert main(["config", "show", str(tmp_path / "run.yaml"), "--set", "train.total_iter=6"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(
+        f"irconstyle config show: {tmp_path / 'run.yaml'}: train.total_iter: unknown key (did you mean 'total_iters'?)"
+    )
+    assert captured.err.count("\n") == 1
+    assert main(["config", "show", str(tmp_path / "missing.yaml")]) == 2
+    missing = tmp_path / "missing.yaml"
+    expected = f"irconstyle config show: {missing}: cannot read the config (No such file or directory)\n"
+    assert capsys.readouterr().err == expected

@@ -1,4 +1,4 @@
-"""Training and test data: paired folders, clean folders degraded on the fly, and the benchmark layouts.
+"""Training and test data: paired images, clean images degraded on the fly, and the factories configs name.
 
 Every sample is a pure function of (seed, epoch, index): crops, flips and degradations draw from
 ``numpy.random.default_rng([seed, epoch, index])``, never from global random state, so a resumed run sees
@@ -16,10 +16,8 @@ import copy
 import json
 import math
 import os
-import re
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,196 +39,56 @@ from irconstyle.data.degradations import (
     synthetic_depth,
 )
 from irconstyle.data.io import (
-    IMAGE_EXTENSIONS,
     float_to_image,
     image_to_float,
     image_to_tensor,
     read_image,
     write_image,
 )
+from irconstyle.data.layouts import (
+    benchmark_folder,
+    benchmark_images,
+    benchmark_pairs,
+    get_benchmark,
+    scan_benchmark_folder,
+)
+from irconstyle.data.pairing import (
+    ID_BEFORE_UNDERSCORE,
+    SAME_STEM,
+    DatasetError,
+    ImagePair,
+    PairingRule,
+    list_images,
+    pair_files,
+    pair_folders,
+)
 from irconstyle.data.views import VIEW_SIZE, shrunk_view
 
-
-class DatasetError(ValueError):
-    """A dataset folder or pairing problem; the message names the folder or files."""
-
-
-# --- finding and pairing files ----------------------------------------------------------------------
-
-
-def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
-    """Image files in a folder (sorted; hidden files skipped); an error if there are none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: no such folder")
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    images = sorted(
-        path for path in candidates
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.name.startswith(".")
-    )
-    if not images:
-        raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}){' in any subfolder' * recursive}")
-    return images
-
-
-@dataclass(frozen=True)
-class PairingRule:
-    """How degraded (LQ) and clean (GT) files are matched: by a key taken from each file's stem.
-
-    Each pattern must match the whole stem; the key is its group ``key`` (or group 1). Many LQ files may
-    share one GT (RESIDE OTS, Rain14000); two GT files with the same key are an error.
-    """
-
-    lq_pattern: str = r"(?P<key>.+)"
-    gt_pattern: str = r"(?P<key>.+)"
-
-    def key(self, path: Path, side: str) -> str | None:
-        match = re.fullmatch(self.lq_pattern if side == "lq" else self.gt_pattern, path.stem)
-        if match is None:
-            return None
-        return match.group("key") if "key" in match.re.groupindex else match.group(1)
-
-
-SAME_STEM = PairingRule()
-"""``rain-001.png`` pairs with ``rain-001.png``: the usual input/target layout."""
-
-ID_BEFORE_UNDERSCORE = PairingRule(lq_pattern=r"(?P<key>[^_]+)_.*")
-"""``0001_0.8_0.2.jpg`` (and ``1_7.jpg``) pair with ``0001.png`` (``1.jpg``): RESIDE OTS/SOTS, Rain14000."""
-
-
-@dataclass(frozen=True)
-class ImagePair:
-    """A degraded image and its clean target."""
-
-    lq: Path
-    gt: Path
-
-
-def _name_files(paths: Sequence[Path], limit: int = 5) -> str:
-    shown = ", ".join(str(path) for path in paths[:limit])
-    return shown + (f" (and {len(paths) - limit} more)" if len(paths) > limit else "")
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'s' * (number != 1)}"
-
-
-def pair_folders(
-    lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, rule: PairingRule = SAME_STEM
-) -> list[ImagePair]:
-    """Pair every image in ``lq_dir`` with one in ``gt_dir`` by ``rule``; unmatched files are an error."""
-    return pair_files(list_images(lq_dir), list_images(gt_dir), rule, lq_where=lq_dir, gt_where=gt_dir)
-
-
-def pair_files(
-    lq_files: Sequence[Path],
-    gt_files: Sequence[Path],
-    rule: PairingRule = SAME_STEM,
-    *,
-    lq_where: str | os.PathLike,
-    gt_where: str | os.PathLike,
-) -> list[ImagePair]:
-    """Pair every degraded file with one clean file by ``rule``; a file of either side left without a partner
-    is an error naming its folder (``lq_where``, ``gt_where``), the first such files and how many there are."""
-    gt_by_key: dict[str, Path] = {}
-    for path in gt_files:
-        key = rule.key(path, "gt")
-        if key is None:
-            raise DatasetError(f"{path}: name does not match the clean-image pattern {rule.gt_pattern!r}")
-        if key in gt_by_key:
-            raise DatasetError(f"{gt_by_key[key]} and {path} both have the pairing key {key!r}")
-        gt_by_key[key] = path
-    pairs, unmatched, used = [], [], set()
-    for path in lq_files:
-        key = rule.key(path, "lq")
-        if key is None or key not in gt_by_key:
-            unmatched.append(path)
-            continue
-        used.add(key)
-        pairs.append(ImagePair(path, gt_by_key[key]))
-    if unmatched:
-        raise DatasetError(
-            f"no clean image in {gt_where} for {_count(len(unmatched), 'degraded image')}: {_name_files(unmatched)}"
-        )
-    orphans = [path for key, path in gt_by_key.items() if key not in used]
-    if orphans:
-        raise DatasetError(
-            f"no degraded image in {lq_where} for {_count(len(orphans), 'clean image')}: {_name_files(orphans)}"
-        )
-    return pairs
-
-
-def _gopro_large_pairs(root: Path) -> list[ImagePair]:
-    """GOPRO_Large as distributed: <split>/<sequence>/{blur,sharp}/<frame>.png (root = the split folder)."""
-    sequences = sorted(path for path in root.iterdir() if (path / "blur").is_dir() and (path / "sharp").is_dir())
-    if not sequences:
-        raise DatasetError(f"{root}: neither input/ + target/ nor <sequence>/blur + <sequence>/sharp folders")
-    return [pair for sequence in sequences for pair in pair_folders(sequence / "blur", sequence / "sharp")]
-
-
-@dataclass(frozen=True)
-class BenchmarkLayout:
-    """Where a public dataset keeps its images, relative to the root the user points at."""
-
-    description: str
-    lq: str | None = None  # None: clean-only dataset (degraded on the fly)
-    gt: str = ""
-    rule: PairingRule = SAME_STEM
-    recursive: bool = False
-
-
-_INPUT_TARGET = {"lq": "input", "gt": "target"}
-BENCHMARKS: dict[str, BenchmarkLayout] = {
-    "rain13k": BenchmarkLayout("Rain13K training set (input/, target/)", **_INPUT_TARGET),
-    "rain14000": BenchmarkLayout(
-        "Rain14000 / DDN-Data: rainy_image/<id>_<k>.jpg, ground_truth/<id>.jpg (14 rainy per clean)",
-        lq="rainy_image", gt="ground_truth", rule=ID_BEFORE_UNDERSCORE,
-    ),
-    "rain100h": BenchmarkLayout("Rain100H test set (input/, target/)", **_INPUT_TARGET),
-    "rain100l": BenchmarkLayout("Rain100L test set (input/, target/)", **_INPUT_TARGET),
-    "ots": BenchmarkLayout(
-        "RESIDE OTS: hazy/<id>_<A>_<beta>.jpg, clear/<id>.jpg (many hazy per clean)",
-        lq="hazy", gt="clear", rule=ID_BEFORE_UNDERSCORE,
-    ),
-    "sots-outdoor": BenchmarkLayout(
-        "RESIDE SOTS outdoor: hazy/<id>_<A>_<beta>.jpg, gt/<id>.png", lq="hazy", gt="gt", rule=ID_BEFORE_UNDERSCORE,
-    ),
-    "gopro": BenchmarkLayout("GoPro (input/, target/; or GOPRO_Large <seq>/blur, <seq>/sharp)", **_INPUT_TARGET),
-    "hide": BenchmarkLayout("HIDE test set (input/, target/)", **_INPUT_TARGET),
-    "realblur-j": BenchmarkLayout("RealBlur-J test set (input/, target/)", **_INPUT_TARGET),
-    "realblur-r": BenchmarkLayout("RealBlur-R test set (input/, target/)", **_INPUT_TARGET),
-    "dfwb": BenchmarkLayout("DIV2K + Flickr2K + WED + BSD400 clean images, any subfolders", recursive=True),
-    "cbsd68": BenchmarkLayout("CBSD68 clean images (68 PNG)"),
-    "urban100": BenchmarkLayout("Urban100 clean images (100 PNG)"),
-    "kodak24": BenchmarkLayout("Kodak24 clean images (24 PNG)"),
-    "mcmaster": BenchmarkLayout("McMaster clean images (18 PNG/TIF)"),
-}
-"""Benchmark name -> folder layout (see docs/datasets.md for the downloads)."""
-
-
-def _layout(name: str) -> BenchmarkLayout:
-    try:
-        return BENCHMARKS[name.lower()]
-    except KeyError:
-        raise DatasetError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
-
-
-def benchmark_pairs(name: str, root: str | os.PathLike) -> list[ImagePair]:
-    """The (degraded, clean) pairs of a paired benchmark stored under ``root`` in its standard layout."""
-    layout, root = _layout(name), Path(root)
-    if layout.lq is None:
-        raise DatasetError(f"{name} has clean images only; use benchmark_images and a DegradedImageDataset")
-    if name.lower() == "gopro" and not (root / layout.lq).is_dir() and root.is_dir():
-        return _gopro_large_pairs(root)
-    return pair_folders(root / layout.lq, root / layout.gt, layout.rule)
-
-
-def benchmark_images(name: str, root: str | os.PathLike) -> list[Path]:
-    """The clean images of a clean-only benchmark (DFWB, CBSD68, Urban100, …) under ``root``."""
-    layout = _layout(name)
-    if layout.lq is not None:
-        raise DatasetError(f"{name} is a paired benchmark; use benchmark_pairs")
-    return list_images(Path(root) / layout.gt, recursive=layout.recursive)
+__all__ = [  # the pairing and layout names are re-exported: callers find all the data tools here
+    "DATASETS",
+    "ID_BEFORE_UNDERSCORE",
+    "SAME_STEM",
+    "DatasetError",
+    "DegradedImageDataset",
+    "ImagePair",
+    "MixedDegradationDataset",
+    "PairedImageDataset",
+    "PairingRule",
+    "align_clean",
+    "benchmark_images",
+    "benchmark_pairs",
+    "degrade_folder",
+    "degraded",
+    "degraded_benchmark",
+    "depth_prior",
+    "dihedral",
+    "list_images",
+    "mixed_degradations",
+    "pair_files",
+    "pair_folders",
+    "paired",
+    "paired_benchmark",
+]
 
 
 # --- the datasets -------------------------------------------------------------------------------------
@@ -686,22 +544,40 @@ _PAIRINGS = {"same_stem": SAME_STEM, "id_before_underscore": ID_BEFORE_UNDERSCOR
 
 def paired(
     *,
-    lq_dir: str | os.PathLike,
-    gt_dir: str | os.PathLike,
-    pairing: str = "same_stem",
+    lq_dir: str | os.PathLike | None = None,
+    gt_dir: str | os.PathLike | None = None,
+    pairing: str | None = None,
+    root: str | os.PathLike | None = None,
+    layout: str | None = None,
     patch_size: int | None = None,
     augment: bool | None = None,
     seed: int = 0,
     cache: bool = False,
-    center_crop_gt: bool = False,
+    center_crop_gt: bool | None = None,
 ) -> PairedImageDataset:
-    """Degraded/clean folders paired by ``pairing``: ``same_stem`` or ``id_before_underscore``."""
-    if pairing not in _PAIRINGS:
-        raise DatasetError(f"unknown pairing {pairing!r}; choose one of {', '.join(_PAIRINGS)}")
-    return PairedImageDataset(
-        pair_folders(lq_dir, gt_dir, _PAIRINGS[pairing]),
-        patch_size=patch_size, augment=augment, seed=seed, cache=cache, center_crop_gt=center_crop_gt,
-    )
+    """Degraded/clean pairs from ``lq_dir`` and ``gt_dir`` paired by ``pairing`` (``same_stem``, the default, or
+    ``id_before_underscore``), or from a dataset folder ``root`` as distributed, in the ``layout`` named or
+    detected (:mod:`irconstyle.data.layouts`, as ``irconstyle eval --root`` reads it). ``center_crop_gt``
+    defaults to what the layout asks (RESIDE's larger clean images), else off."""
+    if root is not None:
+        given = [name for name, value in (("lq_dir", lq_dir), ("gt_dir", gt_dir), ("pairing", pairing)) if value]
+        if given:
+            raise DatasetError(f"root {root}: a dataset folder pairs its own files; drop {', '.join(given)}")
+        folder = scan_benchmark_folder(root, layout)
+        pairs = folder.pairs()
+        crop = folder.layout.center_crop_gt if center_crop_gt is None else center_crop_gt
+    else:
+        if lq_dir is None or gt_dir is None:
+            raise DatasetError("a paired dataset needs lq_dir and gt_dir, or root (a dataset folder as distributed)")
+        if layout is not None:
+            raise DatasetError(f"layout {layout!r} names the layout of a root folder; lq_dir and gt_dir pair by "
+                               "pairing")
+        pairing = pairing or "same_stem"
+        if pairing not in _PAIRINGS:
+            raise DatasetError(f"unknown pairing {pairing!r}; choose one of {', '.join(_PAIRINGS)}")
+        pairs, crop = pair_folders(lq_dir, gt_dir, _PAIRINGS[pairing]), bool(center_crop_gt)
+    return PairedImageDataset(pairs, patch_size=patch_size, augment=augment, seed=seed, cache=cache,
+                              center_crop_gt=crop)
 
 
 def paired_benchmark(
@@ -712,12 +588,16 @@ def paired_benchmark(
     augment: bool | None = None,
     seed: int = 0,
     cache: bool = False,
-    center_crop_gt: bool = False,
+    center_crop_gt: bool | None = None,
 ) -> PairedImageDataset:
-    """A paired public benchmark (``rain13k``, ``rain100h``, ``ots``, ``gopro``, …) in its standard layout."""
+    """A paired public benchmark (``rain13k``, ``rain100h``, ``ots``, ``gopro``, …) in any of the layouts it is
+    distributed in; ``center_crop_gt`` as for :func:`paired`."""
+    if not get_benchmark(benchmark).paired:
+        raise DatasetError(f"{benchmark} has clean images only; use degraded_benchmark")
+    folder = benchmark_folder(benchmark, root)
     return PairedImageDataset(
-        benchmark_pairs(benchmark, root),
-        patch_size=patch_size, augment=augment, seed=seed, cache=cache, center_crop_gt=center_crop_gt,
+        folder.pairs(), patch_size=patch_size, augment=augment, seed=seed, cache=cache,
+        center_crop_gt=folder.layout.center_crop_gt if center_crop_gt is None else center_crop_gt,
     )
 
 

@@ -13,7 +13,7 @@ from irconstyle._lazy import make_lazy
 if TYPE_CHECKING:
     from irconstyle.training.checkpointing import TrainingCheckpointError
     from irconstyle.training.config import config_from_dict, load_config
-    from irconstyle.training.schema import ConfigError, TrainingConfig
+    from irconstyle.training.schema import ConfigError, TrainingConfig, config_yaml
     from irconstyle.training.trainer import Trainer, TrainingDivergedError, TrainingResult, train
 
 make_lazy(__name__, {
@@ -24,6 +24,7 @@ make_lazy(__name__, {
     "TrainingDivergedError": "irconstyle.training.trainer",
     "TrainingResult": "irconstyle.training.trainer",
     "config_from_dict": "irconstyle.training.config",
+    "config_yaml": "irconstyle.training.schema",
     "load_config": "irconstyle.training.config",
     "train": "irconstyle.training.trainer",
 })
@@ -36,6 +37,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingResult",
     "config_from_dict",
+    "config_yaml",
     "load_config",
     "train",
 ]

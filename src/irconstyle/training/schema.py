@@ -361,8 +361,13 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "config", checks: Sequ
     return config
 
 
+def config_yaml(config: TrainingConfig) -> str:
+    """``config`` as the YAML a run stores in its ``config.yaml``: every key, defaults included, in schema order."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def save_config(config: TrainingConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    path.write_text(config_yaml(config))
 
 
 # ---------------------------------------------------------------------------------------------------------
