@@ -254,8 +254,9 @@ class ConStyleV2Prompter(nn.Module):
 class ConStyleRestorer(nn.Module):
     """A restoration body driven by ConStyle: ``model(x)`` encodes ``x`` and restores it.
 
-    ``body(x, latent_q, features)`` is any U-Net that takes ConStyle's latent and three maps and declares its
-    ``size_multiple``. Inputs of any size are reflect-padded to that multiple and the output cropped back.
+    ``body(x, latent_q, features)`` is any U-Net that takes ConStyle's latent and three maps. Inputs of any size
+    are reflect-padded to the body's ``size_multiple`` (8, the maps' 1/8 scale, for a body that declares none) and
+    the output cropped back.
     ``contrastive`` adds the momentum encoder and queue needed for training; ``constyle_options`` are further
     :class:`ConStyle` keywords (``queue_size``, ``momentum``, ``temperature``, ``normalize_latents``, ``enqueue``).
     """
@@ -266,7 +267,7 @@ class ConStyleRestorer(nn.Module):
         super().__init__()
         self.constyle = ConStyle(contrastive=contrastive, **dict(constyle_options or {}))
         self.body = body
-        self.size_multiple: int = int(body.size_multiple)
+        self.size_multiple: int = int(getattr(body, "size_multiple", 8))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, (height, width) = pad_to_multiple(x, self.size_multiple)
