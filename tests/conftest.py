@@ -95,7 +95,7 @@ def converted_package(task: str):
 _SMALL_MAXIM_PARTITIONS = dict(
     block_size_high_res=(4, 4), block_size_low_res=(2, 2), grid_size_high_res=(4, 4), grid_size_low_res=(2, 2)
 )
-# One small configuration per registered architecture, with some arguments off their defaults, so that a reader of
+# One small configuration per restoration architecture, with some arguments off their defaults, so that a reader of
 # hyper-parameters (spandrel detection) or an exporter meets more than the default shapes.
 TINY_MODELS = {
     "constyle_nafnet": dict(width=8, encoder_blocks=(1, 0, 2), bottleneck_blocks=1, decoder_blocks=(2, 1, 0)),
@@ -107,6 +107,14 @@ TINY_MODELS = {
                       layer_norm="BiasFree"),
     "maxim": dict(features=8, bias=False, high_res_levels=1, **_SMALL_MAXIM_PARTITIONS),
     "maxim_multistage": dict(stages=2, features=8, bottleneck_blocks=1, output_levels=3, **_SMALL_MAXIM_PARTITIONS),
+    "kbnet": dict(width=8, encoder_blocks=(1, 0, 1), bottleneck_blocks=1, decoder_blocks=(1, 1, 0), lightweight=True,
+                  ffn_expansion=3),
+    "constyle_kbnet": dict(width=8, encoder_blocks=(1, 0, 1), bottleneck_blocks=1, decoder_blocks=(0, 1, 1),
+                           ffn_expansion=3),
+    "uformer": dict(img_size=32, width=4, depths=(1, 0, 1, 1, 1, 1, 1, 0, 1), heads=(1, 1, 2, 2, 2, 2, 2, 1, 1),
+                    window_size=2, mlp_ratio=2.0, qkv_bias=False, token_mlp="mlp", modulator=True),
+    "constyle_uformer": dict(img_size=32, width=8, depths=(1, 0, 1, 1, 1, 0, 1), heads=(1, 1, 2, 2, 2, 1, 1),
+                             window_size=4, token_projection="conv", modulator=False, cross_modulator=True),
 }
 
 

@@ -3,6 +3,8 @@ entry builds, restores, saves and reloads, and its descriptor agrees with its ne
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -31,6 +33,17 @@ def _perturbed(descriptor: irconstyle.ModelDescriptor) -> irconstyle.ModelDescri
     return descriptor.eval()
 
 
+# What a descriptor says about a model; none of it may be set on the module (size_multiple is the architecture's
+# own: the module pads to it).
+DESCRIPTOR_FACTS = {field.name for field in dataclasses.fields(irconstyle.ModelDescriptor)} - {"model",
+                                                                                               "size_multiple"}
+
+
+def _instance_attributes(model: torch.nn.Module) -> dict[str, frozenset[str]]:
+    """The names in each submodule's ``__dict__``: what nn.Module and the constructors set."""
+    return {name: frozenset(vars(module)) for name, module in model.named_modules()}
+
+
 def _off_multiple_input(multiple: int) -> torch.Tensor:
     """An image whose sides are not multiples of ``multiple`` (where it is over 1): the network must pad."""
     return torch.rand(1, 3, multiple // 2 + 3, multiple + 5, generator=torch.Generator().manual_seed(1))
@@ -38,7 +51,12 @@ def _off_multiple_input(multiple: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path, capsys):
+    assert MODELS[name].small is not None, f"MODELS[{name!r}] has no small configuration for the tests"
     descriptor = _perturbed(irconstyle.build(name, **MODELS[name].small))
+    constructed = _instance_attributes(descriptor.model)
+    patched = {(module, attribute) for module, names in constructed.items() for attribute in names & DESCRIPTOR_FACTS}
+    assert not patched, f"descriptor facts set on modules: {sorted(patched)}"
+    assert constructed == _instance_attributes(irconstyle.build_model(name, **MODELS[name].small))
     assert descriptor.architecture == name and descriptor.build_config == BuildConfig.create(name, **MODELS[name].small)
     assert descriptor.parameters == parameter_count(descriptor.build_config) > 0
     multiple = descriptor.size_multiple
@@ -55,7 +73,6 @@ def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path, ca
     path = tmp_path / f"{name}.safetensors"
     irconstyle.save(descriptor, path)
     loaded = irconstyle.load(path)
-    assert not hasattr(loaded.model, "build_config") and not hasattr(loaded.model, "native_tile")
     assert (loaded.build_config, loaded.size_multiple, loaded.parameters) == (
         descriptor.build_config, multiple, descriptor.parameters)
     assert type(irconstyle.load_model(path)) is type(descriptor.model)
@@ -68,6 +85,7 @@ def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path, ca
         assert main(["restore", str(tmp_path / "photo.png"), "--model", str(path), "-o", str(tmp_path / "o")]) == 2
         assert capsys.readouterr().err.strip() == (
             f"irconstyle restore: {path}: a {name} model is a classifier (image -> class logits), not a restorer")
+        assert _instance_attributes(descriptor.model) == _instance_attributes(loaded.model) == constructed
         return
     torch.testing.assert_close(irconstyle.restore(image, model=loaded, tile=None), output.clamp(0, 1), rtol=0, atol=0)
 
@@ -76,6 +94,8 @@ def test_every_architecture_builds_restores_saves_and_reloads(name, tmp_path, ca
     if multiple > 1:
         with pytest.raises(ValueError, match=f"tile must be a positive multiple of {multiple}"):
             check_tiling(loaded, multiple + 1, None)
+    # building, running, saving, loading, restoring and tiling set nothing on any module
+    assert _instance_attributes(descriptor.model) == _instance_attributes(loaded.model) == constructed
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))

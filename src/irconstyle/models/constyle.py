@@ -254,13 +254,12 @@ class ConStyleV2Prompter(nn.Module):
 class ConStyleRestorer(nn.Module):
     """A restoration body driven by ConStyle: ``model(x)`` encodes ``x`` and restores it.
 
-    ``body(x, latent_q, features)`` is any U-Net that takes ConStyle's latent and three maps. Inputs of any
-    size are reflect-padded to ``size_multiple`` and the output cropped back. ``contrastive`` adds the momentum
-    encoder and queue needed for training; ``constyle_options`` are further :class:`ConStyle` keywords
-    (``queue_size``, ``momentum``, ``temperature``, ``normalize_latents``, ``enqueue``).
+    ``body(x, latent_q, features)`` is any U-Net that takes ConStyle's latent and three maps. Inputs of any size
+    are reflect-padded to the body's ``size_multiple`` (8, the maps' 1/8 scale, for a body that declares none) and
+    the output cropped back.
+    ``contrastive`` adds the momentum encoder and queue needed for training; ``constyle_options`` are further
+    :class:`ConStyle` keywords (``queue_size``, ``momentum``, ``temperature``, ``normalize_latents``, ``enqueue``).
     """
-
-    size_multiple: int = 8
 
     def __init__(
         self, body: nn.Module, *, contrastive: bool = False, constyle_options: Mapping[str, Any] | None = None
@@ -268,6 +267,7 @@ class ConStyleRestorer(nn.Module):
         super().__init__()
         self.constyle = ConStyle(contrastive=contrastive, **dict(constyle_options or {}))
         self.body = body
+        self.size_multiple: int = int(getattr(body, "size_multiple", 8))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, (height, width) = pad_to_multiple(x, self.size_multiple)

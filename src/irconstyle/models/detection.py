@@ -73,21 +73,46 @@ def _count(shapes: Shapes, prefix: str) -> int:
     return max(indices) + 1 if indices else 0
 
 
-def _side(shapes: Shapes, prefix: str, kind: str) -> list[int]:
-    """The square token-mixing size of the first ``kind`` ("block" or "grid") gating under ``prefix``."""
-    key = next((k for k in shapes if k.startswith(prefix) and k.endswith(f".{kind}.token_mix.weight")), None)
-    if key is None:
-        raise DetectionError(f"no {kind} gating under {prefix}")
-    side = math.isqrt(shapes[key][0])
+def _square(shapes: Shapes, key: str) -> list[int]:
+    """The (rows, cols) of a square MAXIM partition from its M×M token-mixing weight."""
+    positions = shapes[key][0]
+    side = math.isqrt(positions)
+    if side * side != positions:
+        raise DetectionError(f"{key}: {positions} positions is not a square partition")
     return [side, side]
 
 
 def _maxim_sizes(shapes: Shapes, prefix: str) -> dict[str, Any]:
+    """The partition sizes, how many levels use the high-resolution ones, the expansion factors and the channel
+    reduction of a MAXIM U-Net under ``prefix``."""
+    channels = shapes[f"{prefix}encoders.0.input_proj.weight"][0]
+    gating = f"{prefix}encoders.0.multi_axis.0"
+    hidden = shapes[f"{gating}.expand.weight"][0]
+    levels = [
+        (_square(shapes, f"{prefix}encoders.{level}.multi_axis.0.block.token_mix.weight"),
+         _square(shapes, f"{prefix}encoders.{level}.multi_axis.0.grid.token_mix.weight"))
+        for level in range(_count(shapes, f"{prefix}encoders."))
+    ]
+    block_low = _square(shapes, f"{prefix}bottleneck.0.multi_axis.0.block.token_mix.weight")
+    grid_low = _square(shapes, f"{prefix}bottleneck.0.multi_axis.0.grid.token_mix.weight")
+    high_res_levels = next((level for level, sizes in enumerate(levels) if sizes == (block_low, block_low)),
+                           len(levels))
+    if any(sizes != levels[0] for sizes in levels[:high_res_levels]) or any(
+        sizes != (block_low, block_low) for sizes in levels[high_res_levels:]
+    ):
+        raise DetectionError(f"MAXIM partitions {levels} do not follow the published high/low resolution pattern")
+    block_high, grid_high = levels[0] if high_res_levels else (block_low, block_low)
+    squeeze = shapes[f"{prefix}encoders.0.channel_attention.0.attention.squeeze.weight"][0]
     return {
-        "block_size_high_res": _side(shapes, f"{prefix}encoders.0.", "block"),
-        "grid_size_high_res": _side(shapes, f"{prefix}encoders.0.", "grid"),
-        "block_size_low_res": _side(shapes, f"{prefix}bottleneck.", "block"),
-        "grid_size_low_res": _side(shapes, f"{prefix}bottleneck.", "grid"),
+        "high_res_levels": high_res_levels,
+        "block_size_high_res": block_high,
+        "grid_size_high_res": grid_high,
+        "block_size_low_res": block_low,
+        "grid_size_low_res": grid_low,
+        "input_projection_factor": hidden // channels,
+        "block_mlp_factor": shapes[f"{gating}.block.expand.weight"][0] // (hidden // 2),
+        "grid_mlp_factor": shapes[f"{gating}.grid.expand.weight"][0] // (hidden // 2),
+        "channel_reduction": channels // squeeze,
     }
 
 
@@ -95,35 +120,48 @@ def _levels(shapes: Shapes, prefix: str, levels: int) -> list[int]:
     return [_count(shapes, f"{prefix}{level}.") for level in range(1, levels + 1)]
 
 
-def _heads(shapes: Shapes, prefixes: list[str]) -> list[int]:
-    return [shapes[f"{prefix}.0.attention.temperature"][0] for prefix in prefixes]
+# The stages of a Restormer-block U-Net that share each entry of ``heads``.
+_HEAD_STAGES = (("encoder1", "decoder1", "refinement"), ("encoder2", "decoder2"), ("encoder3", "decoder3"),
+                ("bottleneck",))
 
 
-def _ffn_expansions(shapes: Shapes, prefix: str, width: int) -> tuple[float, ...]:
-    hidden = shapes[f"{prefix}.0.feedforward.project_in.weight"][0] // 2
-    return (2.66, (hidden + 0.5) / width)
+def _heads(shapes: Shapes, prefix: str, architecture: str) -> list[int]:
+    """Each level's heads, from the first of its stages that has a block (the default where none has one: the
+    heads then own no weights)."""
+    defaults = inspect.signature(registry.MODELS[architecture].factory).parameters["heads"].default
+    return [
+        next((shapes[key][0] for stage in stages if (key := f"{prefix}{stage}.0.attention.temperature") in shapes),
+             default)
+        for stages, default in zip(_HEAD_STAGES, defaults, strict=True)
+    ]
+
+
+def _ffn_expansions(shapes: Shapes) -> tuple[float, ...]:
+    """Candidate feed-forward expansions ``e``, each giving ``int(channels · e)`` hidden channels in every block
+    (2.66, the default, first)."""
+    widths = {(shape[1], shape[0] // 2) for key, shape in shapes.items()
+              if key.endswith(".feedforward.project_in.weight")}
+    if not widths:
+        return (2.66,)
+    low = max(hidden / channels for channels, hidden in widths)
+    high = min((hidden + 1) / channels for channels, hidden in widths)
+    return (2.66, low, (low + high) / 2)
 
 
 def _constyle_nafnet(shapes: Shapes) -> dict[str, Any]:
-    levels = _count_levels(shapes, "body.encoder")
     return {
         "width": shapes["body.stem.weight"][0],
-        "encoder_blocks": _levels(shapes, "body.encoder", levels),
+        "encoder_blocks": _levels(shapes, "body.encoder", 3),  # a ConStyle U-Net has three levels
         "bottleneck_blocks": _count(shapes, "body.bottleneck."),
-        "decoder_blocks": _levels(shapes, "body.decoder", levels),
+        "decoder_blocks": _levels(shapes, "body.decoder", 3),
     }
 
 
-def _count_levels(shapes: Shapes, prefix: str) -> int:
-    return len({match.group(1) for key in shapes if (match := re.match(re.escape(prefix) + r"(\d+)\.", key))})
-
-
 def _constyle_restormer(shapes: Shapes) -> dict[str, Any]:
-    levels = _count_levels(shapes, "body.encoder")
     return {
         **_constyle_nafnet(shapes),
         "refinement_blocks": _count(shapes, "body.refinement."),
-        "heads": _heads(shapes, [*(f"body.encoder{level}" for level in range(1, levels + 1)), "body.bottleneck"]),
+        "heads": _heads(shapes, "body.", "constyle_restormer"),
     }
 
 
@@ -137,7 +175,7 @@ def _constyle_maxim(shapes: Shapes) -> dict[str, Any]:
 
 
 def _nafnet(shapes: Shapes) -> dict[str, Any]:
-    levels = _count(shapes, "encoders.")
+    levels = _count(shapes, "downsamples.")  # one per level, whether or not the level has blocks
     return {
         "image_channels": shapes["stem.weight"][1],
         "width": shapes["stem.weight"][0],
@@ -165,7 +203,7 @@ def _restormer(shapes: Shapes) -> dict[str, Any]:
         "width": shapes["stem.weight"][0],
         "level_blocks": [*_levels(shapes, "encoder", 3), _count(shapes, "bottleneck.")],
         "refinement_blocks": _count(shapes, "refinement."),
-        "heads": _heads(shapes, ["encoder1", "encoder2", "encoder3", "bottleneck"]),
+        "heads": _heads(shapes, "", "restormer"),
     }
 
 
@@ -317,7 +355,7 @@ def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[BuildConfig,
             attempts.append((name, renamed))
     problems = []
     for layout, candidate in attempts:
-        candidate = {key: value for key, value in candidate.items() if not _TRAINING_ONLY.match(key)}
+        candidate = inference_state(candidate)
         shapes = {key: tuple(value.shape) for key, value in candidate.items()}
         for family in _FAMILIES:
             if not any(key.startswith(family.marker) for key in shapes):
@@ -332,14 +370,38 @@ def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[BuildConfig,
     raise DetectionError(f"not one of the architectures irconstyle knows ({detail})")
 
 
+def inference_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without the training-only tensors (ConStyle's momentum encoder and queue)."""
+    return {key: value for key, value in state.items() if not _TRAINING_ONLY.match(key)}
+
+
+def family_in_our_layout(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The architecture that :func:`detect_architecture` tries first for a state dict in our layout (the first
+    family whose marker key it has), or None: each state dict has at most one, so no two families claim it."""
+    keys = inference_state(state)
+    return next((family.architecture for family in _FAMILIES if any(key.startswith(family.marker) for key in keys)),
+                None)
+
+
+def read_our_layout(state: Mapping[str, torch.Tensor], architecture: str) -> BuildConfig:
+    """The build configuration of ``architecture`` whose inference tensors are exactly those of ``state`` (our
+    layout; the training-only tensors are not looked at). Raises :class:`DetectionError` where none is."""
+    family = next((family for family in _FAMILIES if family.architecture == architecture), None)
+    if family is None:
+        raise DetectionError(f"no detection for the architecture {architecture!r}")
+    shapes = {key: tuple(value.shape) for key, value in inference_state(state).items()}
+    try:
+        return _search(family, shapes)
+    except (KeyError, StopIteration) as error:
+        raise DetectionError(f"not a {architecture} state dict ({error})") from None
+
+
 def _search(family: _Family, shapes: Shapes) -> BuildConfig:
     """The first configuration, over the family's switches, whose tensors have exactly ``shapes``."""
     read = family.read(shapes)
     switches = dict(family.switches)
     if family.architecture in ("constyle_restormer", "restormer"):
-        width = read["width"]
-        prefix = "body.encoder1" if family.architecture == "constyle_restormer" else "encoder1"
-        switches["ffn_expansion"] = _ffn_expansions(shapes, prefix, width)
+        switches["ffn_expansion"] = _ffn_expansions(shapes)
     names = list(switches)
     for values in itertools.product(*(switches[name] for name in names)):
         config = BuildConfig.create(family.architecture, **read, **dict(zip(names, values, strict=True)))

@@ -858,7 +858,6 @@ class ConStyleMaxim(ConStyleRestorer):
             features=features, bottleneck_blocks=bottleneck_blocks, partitioning=partitioning, options=options
         )
         super().__init__(body, contrastive=contrastive, constyle_options=constyle_options)
-        self.size_multiple = body.size_multiple
         self.to(memory_format=torch.channels_last)  # conv weights in the layout the maps use
 
 

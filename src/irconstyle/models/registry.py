@@ -25,12 +25,16 @@ class ModelEntry:
     """One architecture: its class, what it is, its default arguments, a small configuration of the same
     code paths (every level, block kind and branch, few channels) that tests and examples build in milliseconds,
     and its kind: a ``"restorer"`` (image in, image of the same size out: restore, tiling, eval) or a
-    ``"classifier"`` (image in, class logits out: it builds, saves and loads, but restores nothing)."""
+    ``"classifier"`` (image in, class logits out: it builds, saves, loads and exports, but restores nothing).
+
+    ``small`` has no default: the tests run over every entry at its small configuration (an empty one where the
+    defaults are already small) and fail on an entry without one.
+    """
 
     factory: Callable[..., nn.Module]
     description: str
+    small: dict[str, Any] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
-    small: dict[str, Any] = field(default_factory=dict)
     kind: Literal["restorer", "classifier"] = "restorer"
 
 
@@ -77,7 +81,7 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "constyle_v2_prompter": ModelEntry(
         ConStyleV2Prompter, "ConStyle v2's stage-1 prompter: image -> degradation-class logits (not a restorer)",
-        kind="classifier",
+        small={"latent_dim": 16, "classes": 4}, kind="classifier",
     ),
     "maxim_multistage": ModelEntry(
         MaximMultiStage, "Google's multi-stage MAXIM (2S / 3S), the architecture of its published trained weights",
@@ -86,7 +90,7 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "degradation_classifier": ModelEntry(
         DegradationClassifier, "ConStyle encoder + class and noise-level heads: which degradation a photo has",
-        kind="classifier",
+        small={"latent_dim": 16}, kind="classifier",
     ),
 }
 

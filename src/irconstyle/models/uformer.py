@@ -598,7 +598,6 @@ class ConStyleUformer(ConStyleRestorer):
             stem_bias=True,
             stem_leaky_slope=0.01,
             output_bias=True,
+            size_multiple=size_multiple,
         )
-        body.size_multiple = size_multiple
         super().__init__(body, contrastive=contrastive, constyle_options=constyle_options)
-        self.size_multiple = body.size_multiple

@@ -56,11 +56,10 @@ class ConStyleUNet(nn.Module):
     ``use_feature_maps=False`` and ``use_latent=False`` are ablations (not in the paper's models): the levels get
     zeros in place of ConStyle's maps (no adapters), or the bottleneck's modulation factor is fixed at 1 (no
     latent projection); every other layer keeps its shape.
-    Spatial sizes must be multiples of :attr:`size_multiple` (8; a body whose blocks need more sets its own),
-    and the features must be at 1/2, 1/4 and 1/8 of the image size.
+    Spatial sizes must be multiples of ``size_multiple`` (8, the three ×2 downsamplings; blocks that need more,
+    such as windowed attention, pass a multiple of 8), and the features must be at 1/2, 1/4 and 1/8 of the image
+    size.
     """
-
-    size_multiple = 8
 
     def __init__(
         self,
@@ -82,8 +81,12 @@ class ConStyleUNet(nn.Module):
         stem_leaky_slope: float | None = None,
         use_feature_maps: bool = True,
         use_latent: bool = True,
+        size_multiple: int = 8,
     ) -> None:
         super().__init__()
+        if size_multiple < 8 or size_multiple % 8:
+            raise ValueError(f"size_multiple must be a multiple of 8 (three ×2 downsamplings), got {size_multiple}")
+        self.size_multiple = size_multiple
         if len(encoder_blocks) != 3 or len(decoder_blocks) != 3 or len(feature_channels) != 3:
             raise ValueError(
                 "encoder_blocks, decoder_blocks and feature_channels need one entry per level (3), got "
