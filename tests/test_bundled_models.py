@@ -11,7 +11,7 @@ import yaml
 from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, read_image
 from irconstyle.metrics import psnr
-from irconstyle.restoration import TASKS, bundled_model_path, resolve_model, restore
+from irconstyle.restoration import TASKS, bundled_model_path, resolve, restore
 from irconstyle.zoo.pretrained import BUNDLED
 
 HELD_OUT = Path(__file__).parent / "assets" / "photos" / "val" / "chelsea.png"  # never in the training photos
@@ -33,7 +33,7 @@ def test_bundled_model_restores_a_held_out_photo(task):
     clean = read_image(HELD_OUT)
     level = {"sigma": 25.0, "quantize_bits": 8} if task == "denoise" else {"level": "medium", "quantize_bits": 8}
     degraded = float_to_image(degrade(image_to_float(clean), task, level, 0).image)
-    restored = restore(degraded, model=resolve_model(task))
+    restored = restore(degraded, model=resolve(task))
     assert restored.shape == clean.shape and restored.dtype == np.uint8
     assert psnr(restored, clean) > psnr(degraded, clean) + MINIMUM_GAIN_DB[task]
 

@@ -7,7 +7,7 @@ from irconstyle import build, save
 from irconstyle.cli import main
 from irconstyle.data.io import read_image, write_image
 from irconstyle.models.checkpoint import CheckpointError
-from irconstyle.restoration import expand_inputs, resolve_model, restore, restore_files
+from irconstyle.restoration import expand_inputs, resolve, restore, restore_files
 
 TINY = dict(width=8, encoder_blocks=[1, 1, 1], bottleneck_blocks=1, decoder_blocks=[1, 1, 1])
 
@@ -32,7 +32,7 @@ def photos(tmp_path):
 
 
 def test_restore_returns_the_type_it_was_given(model_file):
-    model = resolve_model(model_file)
+    model = resolve(model_file)
     array = np.random.default_rng(1).integers(0, 256, (33, 45, 3), dtype=np.uint8)
     restored = restore(array, model=model)
     assert restored.dtype == np.uint8 and restored.shape == array.shape
@@ -69,10 +69,10 @@ def test_expand_inputs_takes_files_folders_and_globs(photos):
 
 def test_model_errors_are_clear(tmp_path):
     with pytest.raises(CheckpointError, match="no such model file"):
-        resolve_model(tmp_path / "missing.safetensors")
+        resolve(tmp_path / "missing.safetensors")
     (tmp_path / "official.pth").write_bytes(b"")
     with pytest.raises(CheckpointError, match="irconstyle convert"):
-        resolve_model(tmp_path / "official.pth")
+        resolve(tmp_path / "official.pth")
 
 
 def test_cli_restore_exit_status_says_something_failed(model_file, photos, tmp_path, capsys):
@@ -91,7 +91,7 @@ def test_cli_convert_turns_an_authors_checkpoint_into_a_model(tmp_path, referenc
     output = tmp_path / "nafnet.safetensors"
     assert main(["convert", "NAFNet", str(reference_dir / entry["checkpoint"]), str(output), *args]) == 0
     reference = np.load(reference_dir / entry["arrays"])
-    model = resolve_model(output)
+    model = resolve(output)
     with torch.inference_mode():
         restored = model(torch.from_numpy(reference["input"]))
     assert (restored - torch.from_numpy(reference["output"])).abs().max() < 1e-4

@@ -631,9 +631,11 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
 
     export = commands.add_parser(
         "export",
-        help="export a model to ONNX, TorchScript or a torch.export program, for any image size",
-        description="Write MODEL (a task name, an installed model's name or a .safetensors file) as one graph that "
-        "takes a B×3×H×W float image in [0, 1] of any size (padding to the model's size multiple included). "
+        help="export a model to ONNX, TorchScript or a torch.export program, for many image sizes",
+        description="Write MODEL (a task name, an installed model's name, a .safetensors file or an authors' "
+        ".pth) as one graph that takes a B×3×H×W float image in [0, 1]: of any size from a smallest side for "
+        "onnx and torchscript (padding to the model's size multiple included), of sides that are multiples of "
+        "the size multiple for pt2. The file records what the model is (task, native tile, licence …). "
         "docs/export.md says which architectures export to which formats.",
     )
     export.add_argument("model", metavar="MODEL", help="denoise/derain/dehaze/deblur, an installed name or a path")
@@ -645,15 +647,17 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from irconstyle.export import ExportError, export_model
     from irconstyle.models.checkpoint import CheckpointError
-    from irconstyle.restoration import resolve_model
+    from irconstyle.zoo import load
 
     try:
-        result = export_model(resolve_model(args.model), args.output, format=args.format)
-    except (CheckpointError, ExportError, ValueError) as error:
+        result = export_model(load(args.model), args.output, format=args.format)
+    except (CheckpointError, ExportError, ValueError, OSError) as error:
         print(f"irconstyle export: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {result.path}: {result.architecture} as {result.format}, sides from {result.minimum_side} px "
-          f"(padded to multiples of {result.size_multiple} inside)")
+    sides = (f"sides from {result.minimum_side} px (padded to multiples of {result.size_multiple} inside)"
+             if result.side_step == 1 else
+             f"sides that are multiples of {result.side_step} from {result.minimum_side} px (pad to them first)")
+    print(f"wrote {result.path}: {result.architecture} as {result.format}, {sides}")
     return 0
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from irconstyle.atomic import atomic_write
 from irconstyle.data.io import (
@@ -38,12 +37,6 @@ def bundled_model_path(task: str) -> Path:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return BUNDLED[task].path
-
-
-def resolve_model(model: ModelSource, task: str = "denoise", device: str | torch.device = "cpu") -> nn.Module:
-    """The network of :func:`resolve`, in eval mode (without its descriptor: restore it through ``resolve`` to
-    keep the weights' native tile)."""
-    return resolve(model, task, device).model
 
 
 def restore(

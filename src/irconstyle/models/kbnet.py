@@ -78,19 +78,25 @@ class KernelBasisAttention(nn.Module):
         k = self.kernel_size
         group_width = channels // self.groups
         patch = group_width * k * k  # one group's neighbourhood
-        # Pixel-major rows: B·HW × C·k² neighbourhoods and B·HW × N attention weights.
-        patches = F.unfold(x, kernel_size=k, padding=k // 2).transpose(1, 2).reshape(-1, channels * k * k)
-        weights = attention.permute(0, 2, 3, 1).reshape(-1, self.bases)
+        # Pixel-major rows: B·HW × C·k² neighbourhoods and B·HW × N attention weights, copied contiguous whatever
+        # the batch (a reshape would view or copy depending on it, a choice an exported program keeps as a guard).
+        patches = F.unfold(x, kernel_size=k, padding=k // 2).transpose(1, 2).contiguous().view(-1, channels * k * k)
+        weights = attention.permute(0, 2, 3, 1).contiguous().view(-1, self.bases)
         kernel_bases, bias_bases = self.kernel_bases[0], self.bias_bases[0]
-        step = max(1, self.chunk_bytes // (kernel_bases.shape[1] * kernel_bases.element_size()))
-        chunks = []
-        for start in range(0, weights.shape[0], step):
-            chunk_weights = weights[start : start + step]
+
+        def mix(chunk_weights: torch.Tensor, chunk_patches: torch.Tensor) -> torch.Tensor:
             kernels = (chunk_weights @ kernel_bases).view(-1, group_width, patch)  # (P·groups) × C/g × patch
             bias = (chunk_weights @ bias_bases).view(-1, group_width, 1)
-            chunk_patches = patches[start : start + step].reshape(-1, patch, 1)
-            chunks.append(torch.baddbmm(bias, kernels, chunk_patches).view(-1, channels))
-        out = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+            return torch.baddbmm(bias, kernels, chunk_patches.reshape(-1, patch, 1)).view(-1, channels)
+
+        if torch.compiler.is_exporting() or torch.jit.is_tracing():
+            # one chunk: a graph for every size cannot loop over a count that depends on the size
+            out = mix(weights, patches)
+        else:
+            step = max(1, self.chunk_bytes // (kernel_bases.shape[1] * kernel_bases.element_size()))
+            chunks = [mix(weights[start : start + step], patches[start : start + step])
+                      for start in range(0, weights.shape[0], step)]
+            out = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
         return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
