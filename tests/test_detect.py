@@ -289,14 +289,9 @@ def test_the_smoke_config_trains_a_classifier_that_detects(tmp_path, clean, monk
 def _smoke_config(**changes) -> dict:
     import yaml
 
-    raw = yaml.safe_load((ROOT / "configs" / "detect-smoke.yaml").read_text())
-    for key, value in changes.items():
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return raw
+    from irconstyle.training.schema import set_values
+
+    return set_values(yaml.safe_load((ROOT / "configs" / "detect-smoke.yaml").read_text()), changes)
 
 
 @pytest.mark.parametrize(("changes", "message"), [

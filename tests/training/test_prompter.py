@@ -135,14 +135,9 @@ def test_contrast_gives_both_encoders_class_logits():
 def _raw(**changes) -> dict:
     import yaml
 
-    raw = yaml.safe_load(STAGE1.read_text())
-    for key, value in changes.items():
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return raw
+    from irconstyle.training.schema import set_values
+
+    return set_values(yaml.safe_load(STAGE1.read_text()), changes)
 
 
 @pytest.mark.parametrize(("changes", "message"), [

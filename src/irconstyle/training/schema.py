@@ -330,16 +330,30 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
             value = yaml.safe_load(text)
         except yaml.YAMLError as error:
             raise ConfigError(f"--set {override!r}: the value is not valid YAML ({error})") from None
-        parts = key.strip().split(".")
-        node = result
-        for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
-                raise ConfigError(f"--set {override!r}: {where} is a value, not a section")
-            node = child
-        node[parts[-1]] = value
+        _set_path(result, key.strip(), value, f"--set {override!r}")
     return result
+
+
+def set_values(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``raw`` with each dotted key of ``values`` set to its value: ``--set`` for callers that hold
+    Python values rather than YAML text."""
+    result = _plain(dict(raw))
+    for key, value in values.items():
+        _set_path(result, key, value, key)
+    return result
+
+
+def _set_path(raw: dict[str, Any], key: str, value: Any, label: str) -> None:
+    """Set ``a.b.c`` in ``raw`` to ``value``, creating missing sections; ``label`` names the setting in errors."""
+    parts = key.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"{label}: {where} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
 
 
 def parse_config(raw: Mapping[str, Any], *, source: str = "config", checks: Sequence[Check] = ()) -> TrainingConfig:
