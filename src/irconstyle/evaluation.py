@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ class EvaluationReport:
 
 
 ScoreOn = Literal["cropped", "padded"]
-SCORE_ON = ("cropped", "padded")
+SCORE_ON: tuple[str, ...] = get_args(ScoreOn)
 
 
 def _score(name: str, restored: np.ndarray, degraded: np.ndarray, reference: np.ndarray) -> ImageScore:
