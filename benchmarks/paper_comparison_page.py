@@ -37,7 +37,8 @@ def _spread(values: Sequence[float], digits: int = 2) -> str:
 
 def paired_test(ours: Sequence[Record], baseline: Sequence[Record], split: str) -> dict[str, float] | None:
     """ConStyle minus baseline PSNR, paired over (seed, level, photo); the Wilcoxon signed-rank p-value and
-    whether the mean difference exceeds the seed-to-seed standard deviation of either side."""
+    whether the mean difference exceeds the larger seed-to-seed standard deviation (of a side with two or more
+    seeds)."""
     from scipy.stats import wilcoxon
 
     by_seed = {record["seed"]: record for record in baseline}
@@ -51,10 +52,9 @@ def paired_test(ours: Sequence[Record], baseline: Sequence[Record], split: str) 
                 differences.append(value["psnr"] - other["scores"][split][level]["per_photo"][photo]["psnr"])
     if len(differences) < 2:
         return None
-    seed_sd = max(
-        statistics.stdev(values) if len(values) > 1 else math.nan
-        for values in ([mean_psnr(r, split) for r in ours], [mean_psnr(r, split) for r in baseline])
-    )
+    spreads = [statistics.stdev(values) for values in ([mean_psnr(r, split) for r in ours],
+                                                        [mean_psnr(r, split) for r in baseline]) if len(values) > 1]
+    seed_sd = max(spreads) if spreads else math.nan
     mean = statistics.fmean(differences)
     p_value = float(wilcoxon(differences).pvalue) if any(differences) else 1.0
     return {"mean": mean, "p": p_value, "pairs": len(differences), "seed_sd": seed_sd,
@@ -65,6 +65,12 @@ def _beyond_seeds(test: Mapping[str, float]) -> str:
     if math.isnan(test["seed_sd"]):
         return "one seed: n/a"
     return "yes" if test["beyond_seeds"] else "no"
+
+
+def _versus(runs: Sequence[Record], baseline: Sequence[Record], is_baseline: bool) -> str:
+    """One table cell: ``runs`` against ``baseline`` on the held-out photos, or a dash."""
+    test = None if is_baseline or not baseline else paired_test(runs, baseline, "held_out")
+    return "—" if test is None else f"{test['mean']:+.2f}, p = {test['p']:.2g}, {_beyond_seeds(test)}"
 
 
 def _groups(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, list[Record]]]:
@@ -79,13 +85,13 @@ def tables(records: Sequence[Record]) -> str:
     for (task, body), variants in sorted(_groups(records).items()):
         lines += [f"#### {task}, {body} body", "",
                   "| variant | params (M) | GFLOP / 256² | seeds | iterations | wall h | held-out PSNR | held-out SSIM "
-                  "| check PSNR | vs origin, held-out (mean Δ dB, Wilcoxon p, > seed spread?) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        baseline = variants.get("origin", [])
+                  "| check PSNR | vs origin, held-out (mean Δ dB, Wilcoxon p, > seed spread?) "
+                  "| vs constyle, held-out |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
         for variant, runs in sorted(variants.items()):
             first = runs[0]
-            test = paired_test(runs, baseline, "held_out") if variant != "origin" and baseline else None
-            versus = "—" if test is None else f"{test['mean']:+.2f}, p = {test['p']:.2g}, {_beyond_seeds(test)}"
+            versus = " | ".join(_versus(runs, variants.get(name, []), variant == name)
+                                for name in ("origin", "constyle"))
             lines.append(
                 f"| {variant} | {first['parameters'] / 1e6:.2f} | {first['gflops_256']:.1f} | {len(runs)} "
                 f"| {first['iterations']} | {statistics.fmean(r['wall_hours'] for r in runs):.2f} "
