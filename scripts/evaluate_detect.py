@@ -35,7 +35,7 @@ from PIL import Image, ImageFilter
 from irconstyle.data import degradations as D
 from irconstyle.data.datasets import list_images
 from irconstyle.data.io import float_to_image, image_to_float, read_image
-from irconstyle.detect import detect, load_detector
+from irconstyle.detect import AUTO_MIN_CONFIDENCE, Detection, detect, load_detector, task_to_restore
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = {"val": ROOT / "data" / "photos" / "val", "check": ROOT / "data" / "photos" / "check"}
@@ -161,6 +161,27 @@ def accuracy(records: list[dict]) -> float:
     return sum(r["task"] == r["truth"] for r in records) / max(len(records), 1)
 
 
+def auto_outcomes(records: list[dict], thresholds=(0.0, 0.4, AUTO_MIN_CONFIDENCE, 0.6)) -> str:
+    """What ``restore --task auto --min-confidence T`` would do with each case: clean photos left unchanged,
+    degraded ones restored with the right model, with a wrong one, or left unchanged."""
+    lines = ["| --min-confidence | clean left unchanged | degraded, right model | degraded, wrong model | "
+             "degraded, left unchanged |", "|---|---|---|---|---|"]
+    clean = [r for r in records if r["truth"] == "none"]
+    degraded = [r for r in records if r["truth"] != "none"]
+    for threshold in thresholds:
+        def chosen(record, threshold=threshold):
+            return task_to_restore(Detection(record["task"], record["confidence"], {}), threshold)
+
+        kept = sum(chosen(r) is None for r in clean)
+        right = sum(chosen(r) == r["truth"] for r in degraded)
+        untouched = sum(chosen(r) is None for r in degraded)
+        wrong = len(degraded) - right - untouched
+        default = " (default)" if threshold == AUTO_MIN_CONFIDENCE else ""
+        lines.append(f"| {threshold:g}{default} | {kept}/{len(clean)} | {right}/{len(degraded)} | "
+                     f"{wrong}/{len(degraded)} | {untouched}/{len(degraded)} |")
+    return "\n".join(lines)
+
+
 def fixtures(classifier) -> list[dict]:
     records = []
     for task, truth in FIXTURES.items():
@@ -220,6 +241,8 @@ def main() -> None:
             print(confusion(records, classes))
             print()
             print(per_case(records))
+            print(f"\nWhat `restore --task auto` does ({split}, {label} generators):\n")
+            print(auto_outcomes(records))
     fixture_records = [] if args.timing_only else fixtures(classifier)
     results["fixtures"] = fixture_records
     if fixture_records:

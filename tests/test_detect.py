@@ -23,6 +23,7 @@ from irconstyle.detect import (
     choose_model,
     detect_files,
     load_detector,
+    view_probabilities,
 )
 from irconstyle.models.checkpoint import read_metadata
 from irconstyle.pretrained import install
@@ -233,6 +234,31 @@ def test_cli_restore_auto_says_what_it_decided(tmp_path, noisy, capsys, monkeypa
     assert "drop --model" in capsys.readouterr().err
 
 
+def test_auto_leaves_photos_it_is_not_sure_about_unchanged(tmp_path, noisy, monkeypatch, capsys):
+    import irconstyle.restoration as restoration
+
+    unsure = Detection("denoise", 0.45, {"none": 0.3, "denoise": 0.45, "derain": 0.25}, 20.0)
+    monkeypatch.setattr(restoration, "detect", lambda image, device: unsure)
+    np.testing.assert_array_equal(irconstyle.restore(noisy, task="auto"), noisy)
+    restored = irconstyle.restore(noisy, task="auto", tile=None, min_confidence=0.4)
+    np.testing.assert_array_equal(restored, irconstyle.restore(noisy, task="denoise", tile=None))
+    write_image(tmp_path / "noisy.png", noisy)
+    (result,) = restore_files([tmp_path / "noisy.png"], tmp_path / "out", task="auto")
+    assert result.model is None and result.detection is unsure
+    assert (tmp_path / "out" / "noisy.png").read_bytes() == (tmp_path / "noisy.png").read_bytes()
+    assert main(["restore", "--task", "auto", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "cli"), "-q"]) == 0
+    assert "not sure enough (below --min-confidence 0.5), copied unchanged" in capsys.readouterr().out
+    assert main(["restore", "--task", "auto", "--min-confidence", "0.45", "--tile", "0", str(tmp_path / "noisy.png"),
+                 "-o", str(tmp_path / "cli2"), "-q"]) == 0
+    assert "restored with the bundled model denoise" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="min_confidence must be between 0 and 1, got 1.5"):
+        restore_files([tmp_path / "noisy.png"], tmp_path / "out3", task="auto", min_confidence=1.5)
+    assert not (tmp_path / "out3").exists()
+    with pytest.raises(SystemExit):
+        main(["restore", "--task", "auto", "--min-confidence", "2", str(tmp_path / "noisy.png")])
+    assert "expected a probability from 0 to 1, got '2'" in capsys.readouterr().err
+
+
 def test_a_photo_needing_a_model_nobody_has_fails_alone(tmp_path, clean, monkeypatch):
     import irconstyle.restoration as restoration
 
@@ -247,6 +273,32 @@ def test_a_photo_needing_a_model_nobody_has_fails_alone(tmp_path, clean, monkeyp
 # --- accuracy ---------------------------------------------------------------------------------------------------
 
 # Our generators at every level, on crops of held-out photos (never trained on).
+def test_class_bias_shifts_the_decision_as_a_log_prior(clean, tmp_path):
+    torch.manual_seed(0)
+    plain = irconstyle.build("degradation_classifier", latent_dim=16)
+    biased = irconstyle.build("degradation_classifier", latent_dim=16, class_bias={"none": 1.5, "deblur": -0.5})
+    biased.model.load_state_dict(plain.model.state_dict())
+    probabilities, _ = view_probabilities(clean, load_detector(plain.model))
+    mean = probabilities.mean(dim=0).double()
+    expected = mean * torch.tensor([np.exp(1.5), 1, 1, 1, np.exp(-0.5), 1], dtype=torch.float64)
+    expected /= expected.sum()
+    found = irconstyle.detect(clean, model=biased.model)
+    # float32 view probabilities, then the same sums in float64: a few float32 ulps apart at most
+    np.testing.assert_allclose([found.scores[c] for c in CLASSES], expected.numpy(), rtol=0, atol=1e-6)
+    assert found.task == CLASSES[int(expected.argmax())]
+    without = irconstyle.detect(clean, model=plain.model)
+    np.testing.assert_allclose([without.scores[c] for c in CLASSES], (mean / mean.sum()).numpy(), atol=1e-6)
+    # a large enough prior wins whatever the views say, and the file keeps it
+    irconstyle.save(irconstyle.build("degradation_classifier", latent_dim=16, class_bias={"enhance": 40.0}),
+                    tmp_path / "biased.safetensors")
+    assert irconstyle.detect(clean, model=tmp_path / "biased.safetensors").task == "enhance"
+
+
+def test_class_bias_must_name_known_classes():
+    with pytest.raises(ValueError, match="class_bias names classes the classifier does not have: blur"):
+        irconstyle.build("degradation_classifier", latent_dim=16, class_bias={"blur": 1.0})
+
+
 HELD_OUT = [ASSETS / "maxim" / "chelsea_128x192.png", ASSETS / "photos" / "val" / "chelsea.png"]
 CASES = [("none", "none"), ("denoise", {"sigma": 25.0}), ("denoise", "high"), ("derain", "medium"),
          ("derain", "high"), ("dehaze", "medium"), ("dehaze", "high"), ("deblur", "medium"), ("deblur", "high"),

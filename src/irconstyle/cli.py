@@ -154,6 +154,10 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
                          "bundled one (photos judged clean are copied unchanged)")
     restore.add_argument("--model", help="a pretrained model's name (`irconstyle models`; the bundled ones are the "
                          "task names) or an irconstyle .safetensors file")
+    restore.add_argument("--min-confidence", type=_probability, metavar="P",
+                         help="with --task auto, restore only photos whose detected degradation has at least this "
+                         "probability, and copy the others unchanged (default: more likely than every other class "
+                         "together, 0.5; 0 restores whatever is detected)")
     restore.add_argument("--tile", type=_tile_size, default="auto",
                          help="restore in tiles of N×N pixels (bounded memory for big photos); 'auto' (default) "
                          "uses the model's native tile if its weights name one, else tiles images over 1 megapixel "
@@ -167,6 +171,17 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--compare", action="store_true", help="also write NAME_compare.png (input | restored)")
     restore.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     restore.set_defaults(handler=_run_restore)
+
+
+def _probability(text: str) -> float:
+    """``--min-confidence`` values: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}")
+    return value
 
 
 def _tile_size(text: str) -> int | str | None:
@@ -186,11 +201,13 @@ def _run_restore(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from irconstyle.detect import AUTO_MIN_CONFIDENCE
     from irconstyle.models.checkpoint import CheckpointError
     from irconstyle.restoration import expand_inputs, resolve, restore_files
     from irconstyle.runtime import retain_freed_memory
 
     retain_freed_memory()
+    min_confidence = AUTO_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
     if args.threads:
         torch.set_num_threads(args.threads)
     files = expand_inputs(args.inputs)
@@ -211,7 +228,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     def on_file(result) -> None:
         images.update(1)
         if result.detection is not None:
-            tqdm.write(_auto_decision(result))
+            tqdm.write(_auto_decision(result, min_confidence))
         if result.error:
             failures.append(result)
             tqdm.write(f"irconstyle restore: {result.error}", file=sys.stderr)
@@ -235,7 +252,7 @@ def _run_restore(args: argparse.Namespace) -> int:
             results = restore_files(
                 files, args.output, task=args.task, model=network, tile=args.tile, tile_overlap=args.tile_overlap,
                 self_ensemble=args.self_ensemble, precision=args.precision, device=args.device, compare=args.compare,
-                on_file=on_file, tile_progress=tile_progress,
+                on_file=on_file, tile_progress=tile_progress, min_confidence=min_confidence,
             )
     except (CheckpointError, ValueError) as error:
         print(f"irconstyle restore: {error}", file=sys.stderr)
@@ -253,13 +270,16 @@ def _describe_detection(detection) -> str:
     return f"{detection.task} {detection.confidence:.2f}{level}"
 
 
-def _auto_decision(result) -> str:
+def _auto_decision(result, min_confidence: float) -> str:
     """One line saying what ``--task auto`` decided for a file."""
     found = _describe_detection(result.detection)
     if result.error:
         return f"{result.source}: detected {found}; not restored"
-    if result.model is None:
+    if result.model is None and result.detection.task == "none":
         return f"{result.source}: detected {found}: judged clean, copied unchanged to {result.output}"
+    if result.model is None:
+        return (f"{result.source}: detected {found}: not sure enough (below --min-confidence {min_confidence:g}), "
+                f"copied unchanged to {result.output}")
     return f"{result.source}: detected {found}: restored with the {result.model_origin} model {result.model}"
 
 

@@ -3,8 +3,9 @@
 The bundled classifier (``weights/detect.safetensors``, a :class:`~irconstyle.models.detector.
 DegradationClassifier`) looks at eight crops at the photo's own resolution, spread over the frame (noise, blur
 and rain live at the pixel scale) and at the whole photo shrunk to one view (haze and low light belong to the
-scene); the class probabilities of the nine views are averaged. Its cost does not grow with the photo beyond
-one pass to shrink it.
+scene); the class probabilities of the nine views are averaged, then shifted by the classifier's calibrated
+``class_bias`` (a log prior per class, fitted on the training photos after training). Its cost does not grow
+with the photo beyond one pass to shrink it.
 
 :func:`choose_model` maps a detected task to the model that restores it: an installed model for the task
 (Google's converted MAXIM, see :mod:`irconstyle.pretrained`) where there is one, else the bundled model.
@@ -35,6 +36,12 @@ PREFERRED_INSTALLED = {"dehaze": ("maxim-dehaze-outdoor", "maxim-dehaze-indoor")
 """Where several installed models restore one task, the order to prefer them in (others follow by name).
 Outdoor dehazing first: it was trained on real outdoor photos (RESIDE-OTS), which is what most hazy photos
 are; the indoor model's training scenes (RESIDE-ITS) are rendered rooms."""
+
+
+AUTO_MIN_CONFIDENCE = 0.5
+"""``task="auto"`` restores a photo only when the detected task's probability is at least this, that is more
+likely than every other class together; below it the photo is left unchanged. Restoring a clean photo with the
+wrong model does harm, leaving a degraded photo as it was does none, and the classifier seldom says ``none``."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,21 @@ def _as_tensor(image: np.ndarray | torch.Tensor | object) -> torch.Tensor:
 
 
 @torch.no_grad()
+def view_probabilities(
+    image: np.ndarray | torch.Tensor | object, classifier: DegradationClassifier
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's class probabilities (views × classes, before :attr:`class_bias`) and σ estimates for the
+    views :func:`detect` looks at: :data:`NATIVE_CROPS` native-resolution crops, then the shrunk whole photo."""
+    device = classifier.class_head.weight.device
+    tensor = _as_tensor(image)
+    views = torch.cat([native_crops(tensor, size=VIEW_SIZE, count=NATIVE_CROPS),
+                       shrunk_view(tensor, size=VIEW_SIZE)[None]])
+    views = (torch.round(views * 255.0) / 255.0).to(device)  # the classifier was trained on 8-bit views
+    logits, sigma = classifier.predict(views)
+    return torch.softmax(logits.float(), dim=1).cpu(), sigma.cpu()
+
+
+@torch.no_grad()
 def detect(
     image: np.ndarray | torch.Tensor | object,
     *,
@@ -108,20 +130,15 @@ def detect(
     image, a 3×H×W tensor). ``model``: another classifier (module or file) instead of the bundled one.
     """
     classifier = load_detector(model, device)
-    tensor = _as_tensor(image)
-    views = torch.cat([native_crops(tensor, size=VIEW_SIZE, count=NATIVE_CROPS),
-                       shrunk_view(tensor, size=VIEW_SIZE)[None]])
-    views = (torch.round(views * 255.0) / 255.0).to(device)  # the classifier was trained on 8-bit views
-    logits, sigma = classifier.predict(views)
-    probabilities = torch.softmax(logits.float(), dim=1).cpu()
-    mean = probabilities.mean(dim=0).double()
-    mean = mean / mean.sum()
+    probabilities, sigma = view_probabilities(image, classifier)
+    mean = probabilities.mean(dim=0).double().log() + classifier.class_bias.cpu().double()
+    mean = torch.softmax(mean, dim=0)
     scores = {name: float(p) for name, p in zip(classifier.classes, mean.tolist(), strict=True)}
     best = max(scores, key=scores.__getitem__)
     level = None
     if best == "denoise":
         weights = probabilities[:NATIVE_CROPS, classifier.classes.index("denoise")].double()
-        level = float((weights * sigma[:NATIVE_CROPS].cpu().double()).sum() / weights.sum().clamp_min(1e-12))
+        level = float((weights * sigma[:NATIVE_CROPS].double()).sum() / weights.sum().clamp_min(1e-12))
     return Detection(task=best, confidence=scores[best], scores=scores, level=level)
 
 
@@ -160,6 +177,21 @@ def detect_files(
 
 
 # --- routing -------------------------------------------------------------------------------------------------
+
+
+def check_min_confidence(min_confidence: float) -> float:
+    """``min_confidence`` as given, or a ValueError where it is not a probability."""
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
+    return min_confidence
+
+
+def task_to_restore(detection: Detection, min_confidence: float = AUTO_MIN_CONFIDENCE) -> str | None:
+    """The task ``task="auto"`` restores with, or None to leave the image unchanged: judged clean, or the
+    detected task's confidence under ``min_confidence`` (0 restores whatever was detected)."""
+    if detection.task == "none" or detection.confidence < check_min_confidence(min_confidence):
+        return None
+    return detection.task
 
 
 class NoModelForTask(CheckpointError):

@@ -22,14 +22,23 @@ from irconstyle.data.io import (
     tensor_to_image,
     write_image,
 )
-from irconstyle.detect import Detection, choose_model, detect, load_detector
+from irconstyle.detect import (
+    AUTO_MIN_CONFIDENCE,
+    Detection,
+    check_min_confidence,
+    choose_model,
+    detect,
+    load_detector,
+    task_to_restore,
+)
 from irconstyle.inference import Progress, Tile, check_precision, check_tiling, restore_tensor
 from irconstyle.zoo.descriptor import ModelDescriptor
 from irconstyle.zoo.pretrained import BUNDLED, TASKS, ModelSource, resolve
 
 AUTO = "auto"
 """``task="auto"``: detect each image's degradation and restore it with the model for it (see
-:func:`irconstyle.detect.choose_model`); an image judged clean comes back unchanged."""
+:func:`irconstyle.detect.choose_model`); an image judged clean, or whose detection is less sure than
+``min_confidence``, comes back unchanged."""
 
 
 def bundled_model_path(task: str) -> Path:
@@ -50,6 +59,7 @@ def restore(
     precision: str = "fp32",
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
+    min_confidence: float = AUTO_MIN_CONFIDENCE,
 ):
     """Restore one image and return it in the type it came in.
 
@@ -59,15 +69,16 @@ def restore(
     ``tile``: a tile size, ``"auto"`` (the default: the model's native tile if it has one, else tiles for
     images over a megapixel, see :func:`irconstyle.inference.resolve_tile`) or None (whole image).
     ``task="auto"`` detects the degradation first (:func:`irconstyle.detect`) and restores with the model
-    for it; an image judged clean comes back as an unchanged copy.
+    for it; an image judged clean, or whose detected task has a probability under ``min_confidence``
+    (:data:`irconstyle.detect.AUTO_MIN_CONFIDENCE` by default), comes back as an unchanged copy.
     """
     if task == AUTO:
         _check_no_model_with_auto(model)
-        detection = detect(image, device=device)
-        if detection.task == "none":
+        detected = task_to_restore(detect(image, device=device), min_confidence)
+        if detected is None:
             return _unchanged_copy(image)
-        model = choose_model(detection.task).model
-        task = detection.task
+        model = choose_model(detected).model
+        task = detected
     network = resolve(model, task, device)
     options = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, precision=precision,
                    progress=progress)
@@ -113,7 +124,8 @@ def _restore_array(network: ModelDescriptor, array: np.ndarray, device, options:
 @dataclass(frozen=True)
 class FileResult:
     """The outcome for one input file: where it went, or why it failed; with ``task="auto"`` also what was
-    detected and which model restored it (``model`` None: judged clean and copied unchanged)."""
+    detected and which model restored it (``model`` None: judged clean, or not sure enough, and copied
+    unchanged)."""
 
     source: Path
     output: Path | None = None
@@ -160,17 +172,20 @@ def restore_files(
     compare: bool = False,
     on_file: Callable[[FileResult], None] | None = None,
     tile_progress: Callable[[Path], Progress] | None = None,
+    min_confidence: float = AUTO_MIN_CONFIDENCE,
 ) -> list[FileResult]:
     """Restore image files into ``output_dir`` keeping names, formats and bit depths.
 
     A file that cannot be read is reported in its :class:`FileResult` and the others still restore. Inputs are
     never overwritten. ``compare`` also writes ``<name>_compare.png`` (input | restored). ``task="auto"``
-    detects each file's degradation and restores it with the model for it; a file judged clean is copied
-    unchanged (byte for byte, so it decodes to exactly the same pixels).
+    detects each file's degradation and restores it with the model for it; a file judged clean, or detected
+    with less than ``min_confidence``, is copied unchanged (byte for byte, so it decodes to exactly the same
+    pixels).
     """
     auto = task == AUTO
     if auto:
         _check_no_model_with_auto(model)
+        check_min_confidence(min_confidence)
         load_detector(device=device)  # a missing classifier fails here, not once per file
         networks: dict[str, ModelDescriptor] = {}
     else:
@@ -186,15 +201,17 @@ def restore_files(
             if target.resolve() == source.resolve():
                 raise ImageReadError(f"{source}: output would overwrite the input; choose another output folder")
             pixels = read_image(source)
+            detected = None
             if auto:
                 detection = detect(pixels, device=device)
-                if detection.task != "none":
-                    choice = choose_model(detection.task)
+                detected = task_to_restore(detection, min_confidence)
+                if detected is not None:
+                    choice = choose_model(detected)
                     if choice.model not in networks:
                         networks[choice.model] = resolve(choice.model, choice.task, device)
                         check_tiling(networks[choice.model], tile, tile_overlap)
                     network = networks[choice.model]
-            if detection is not None and detection.task == "none":
+            if auto and detected is None:
                 with atomic_write(target) as temporary:
                     shutil.copyfile(source, temporary)
             else:

@@ -8,7 +8,7 @@ and views a decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -28,17 +28,33 @@ class DegradationClassifier(nn.Module):
     """``forward(views) -> logits``; :meth:`predict` adds the σ estimate.
 
     ``level_scale``: σ is predicted as ``level_scale · softplus(head)``, so the head works near unit scale.
+    ``class_bias``: log-prior offsets per class name (missing names 0), which :func:`irconstyle.detect` adds to the
+    log of the views' averaged probabilities before it decides: a calibration fitted after training on labelled
+    photos (``scripts/calibrate_detect.py``), so that a class the network under-calls, such as ``none``, gets
+    its share. It leaves :meth:`predict` and the weights unchanged.
     """
 
     size_multiple = 1  # it reads views of any size (the encoder pools them)
 
     def __init__(
-        self, *, classes: Sequence[str] = DETECTION_CLASSES, latent_dim: int = 128, level_scale: float = 25.0
+        self,
+        *,
+        classes: Sequence[str] = DETECTION_CLASSES,
+        latent_dim: int = 128,
+        level_scale: float = 25.0,
+        class_bias: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         if len(classes) < 2 or len(set(classes)) != len(classes):
             raise ValueError(f"classes must be two or more distinct names, got {list(classes)}")
+        unknown = sorted(set(class_bias or {}) - set(classes))
+        if unknown:
+            raise ValueError(f"class_bias names classes the classifier does not have: {', '.join(unknown)}")
         self.classes = tuple(classes)
+        self.register_buffer(
+            "class_bias", torch.tensor([float((class_bias or {}).get(name, 0.0)) for name in self.classes]),
+            persistent=False,
+        )
         self.level_scale = level_scale
         self.encoder = ConStyleEncoder(latent_dim=latent_dim)
         self.class_head = nn.Linear(latent_dim, len(self.classes))
