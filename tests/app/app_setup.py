@@ -27,13 +27,13 @@ class FakeDetection:
     level: float | None = None
 
 
-def fixed_detector(task: str = "denoise", level: float | None = 25.0):
-    """A detector that always answers ``task`` (90 % sure) and records the shapes it was shown."""
+def fixed_detector(task: str = "denoise", level: float | None = 25.0, confidence: float = 0.9):
+    """A detector that always answers ``task`` (``confidence`` sure) and records the shapes it was shown."""
     calls = []
 
     def detect(image: np.ndarray) -> FakeDetection:
         calls.append(image.shape)
-        return FakeDetection(task, 0.9, {task: 0.9, "none": 0.1}, level)
+        return FakeDetection(task, confidence, {task: confidence, "none": round(1.0 - confidence, 6)}, level)
 
     detect.calls = calls
     return detect

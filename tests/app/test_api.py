@@ -192,6 +192,12 @@ def test_installed_models_are_offered_by_name_and_restore(client_for, tmp_path):
     assert job["state"] == "done"
 
 
+def test_the_page_learns_the_confidence_below_which_auto_leaves_photos_alone(client_for):
+    from irconstyle.detect import AUTO_MIN_CONFIDENCE
+
+    assert client_for().get("/api/config").json()["min_confidence"] == AUTO_MIN_CONFIDENCE
+
+
 @pytest.mark.parametrize("body, status, problem", [
     ({"upload": "u999", "model": "denoise"}, 404, "no such photo"),
     ({"upload": "u1", "model": "nope"}, 400, "no model named 'nope'"),

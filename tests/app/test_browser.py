@@ -58,6 +58,20 @@ def test_a_noisy_photo_restored_through_the_page_downloads_better(browser, serve
     assert psnr(restored, clean) > psnr(read_image(noisy), clean) + DENOISE_GAIN_DB
 
 
+def test_an_unsure_detection_tells_the_user_to_choose(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    unsure = fixed_detector(confidence=0.4)
+    with AppServer(create_app(detector=unsure, work_dir=tmp_path, max_upload_mb=1), port=0) as server:
+        browser.get(server.url)
+        wait_for(lambda: browser.find_element(By.ID, "limits").text, "the page to load its settings")
+        browser.find_element(By.ID, "files").send_keys(str(noisy_photo(tmp_path / "noisy.png")))
+        detected = wait_for(lambda: browser.find_element(By.ID, "detected").text.startswith("Detected")
+                            and browser.find_element(By.ID, "detected").text, "the detected degradation")
+    assert detected == ("Detected: noise (σ ≈ 25.0), 40 % sure. Not sure: look at the photo and choose the "
+                        "degradation yourself.")
+
+
 def test_the_page_explains_refused_files_and_keeps_working(browser, served, tmp_path):
     from selenium.webdriver.common.by import By
 

@@ -27,6 +27,7 @@ from irconstyle.app.jobs import FINISHED, RUNNING, Job, JobQueue, QueueFullError
 from irconstyle.app.workspace import Upload, Workspace, write_preview
 from irconstyle.atomic import atomic_write
 from irconstyle.data.io import ImageReadError, read_image, write_image
+from irconstyle.detect import AUTO_MIN_CONFIDENCE
 from irconstyle.pretrained import installed_model_path, installed_models
 from irconstyle.restoration import TASKS, bundled_model_path, restore
 from irconstyle.zoo.pretrained import resolve
@@ -157,6 +158,7 @@ def create_app(
         tasks = list(TASKS) + sorted({c["task"] for c in choices if c["task"] and c["task"] not in TASKS})
         return JSONResponse({
             "max_upload_bytes": max_upload_bytes, "max_megapixels": max_megapixels,
+            "min_confidence": AUTO_MIN_CONFIDENCE,
             "tasks": [{"name": task, "label": TASK_LABELS.get(task, task)} for task in tasks],
             "models": choices,
         })

@@ -74,6 +74,9 @@ function describeDetection(upload) {
     level = detection.task === "denoise" ? ` (σ ≈ ${detection.level.toFixed(1)})` : ` (level ${detection.level.toFixed(2)})`;
   }
   let text = `Detected: ${detection.label}${level}, ${sure} % sure.`;
+  if (detection.confidence < state.config.min_confidence) {
+    text += " Not sure: look at the photo and choose the degradation yourself.";
+  }
   if (!modelsFor(detection.task).length) text += " No model for it is installed; `irconstyle install` adds one.";
   return text;
 }
