@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from irconstyle.atomic import atomic_write
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "experiments" / "paper-comparison.md"
@@ -73,6 +75,39 @@ def _versus(runs: Sequence[Record], baseline: Sequence[Record], is_baseline: boo
     return "—" if test is None else f"{test['mean']:+.2f}, p = {test['p']:.2g}, {_beyond_seeds(test)}"
 
 
+def _metric(curve: Sequence[Mapping[str, float]]) -> str:
+    return next(key for key in curve[0] if key not in ("iteration", "wall_seconds"))
+
+
+def training_hours(curve: Sequence[Mapping[str, float]]) -> list[float]:
+    """Hours since the run began at each validation point. The curve's clock starts at the first validation, so
+    the iterations before it are added at the run's mean pace."""
+    iterations, seconds = [p["iteration"] for p in curve], [p["wall_seconds"] for p in curve]
+    pace = (seconds[-1] - seconds[0]) / (iterations[-1] - iterations[0]) if len(curve) > 1 else 0.0
+    return [(second + iterations[0] * pace) / 3600 for second in seconds]
+
+
+def at_baseline_time(runs: Sequence[Record], baseline: Sequence[Record]) -> list[float]:
+    """Each run's validation PSNR when the same seed's baseline run finished (interpolated along its curve; its
+    final value where it finished sooner): the comparison at equal wall-clock time."""
+    finished = {r["seed"]: training_hours(r["validation_curve"])[-1] for r in baseline if r["validation_curve"]}
+    values = []
+    for record in runs:
+        curve = record["validation_curve"]
+        if curve and record["seed"] in finished:
+            hours, metric = training_hours(curve), _metric(curve)
+            values.append(float(np.interp(finished[record["seed"]], hours, [p[metric] for p in curve])))
+    return values
+
+
+def _at_origin_time(runs: Sequence[Record], variants: Mapping[str, Sequence[Record]], variant: str) -> str:
+    if variant == "origin":
+        return _spread([r["validation_curve"][-1][_metric(r["validation_curve"])] for r in runs
+                        if r["validation_curve"]])
+    values = at_baseline_time(runs, variants.get("origin", []))
+    return _spread(values) if values else "—"
+
+
 def _groups(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, list[Record]]]:
     groups: dict[tuple[str, str], dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
@@ -86,8 +121,8 @@ def tables(records: Sequence[Record]) -> str:
         lines += [f"#### {task}, {body} body", "",
                   "| variant | params (M) | GFLOP / 256² | seeds | iterations | wall h | held-out PSNR | held-out SSIM "
                   "| check PSNR | vs origin, held-out (mean Δ dB, Wilcoxon p, > seed spread?) "
-                  "| vs constyle, held-out |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+                  "| vs constyle, held-out | validation PSNR when origin finished (origin: its final) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
         for variant, runs in sorted(variants.items()):
             first = runs[0]
             versus = " | ".join(_versus(runs, variants.get(name, []), variant == name)
@@ -97,14 +132,16 @@ def tables(records: Sequence[Record]) -> str:
                 f"| {first['iterations']} | {statistics.fmean(r['wall_hours'] for r in runs):.2f} "
                 f"| {_spread([mean_psnr(r, 'held_out') for r in runs])} "
                 f"| {_spread([mean_ssim(r, 'held_out') for r in runs], 4)} "
-                f"| {_spread([mean_psnr(r, 'check') for r in runs])} | {versus} |"
+                f"| {_spread([mean_psnr(r, 'check') for r in runs])} | {versus} "
+                f"| {_at_origin_time(runs, variants, variant)} |"
             )
         lines.append("")
     return "\n".join(lines)
 
 
 def figures(records: Sequence[Record], folder: Path) -> list[Path]:
-    """Validation PSNR against iteration, per task and body; final held-out PSNR per variant with error bars."""
+    """Per task and body: validation PSNR against iteration and against wall-clock hours, and the final
+    held-out PSNR per variant with error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,16 +149,19 @@ def figures(records: Sequence[Record], folder: Path) -> list[Path]:
 
     written = []
     for (task, body), variants in sorted(_groups(records).items()):
-        figure, (curves, bars) = plt.subplots(1, 2, figsize=(11, 3.8))
+        figure, (curves, clock, bars) = plt.subplots(1, 3, figsize=(15, 3.8))
         names = sorted(variants)
         for variant in names:
             for index, record in enumerate(variants[variant]):
                 curve = record["validation_curve"]
                 if curve:
-                    metric = next(key for key in curve[0] if key not in ("iteration", "wall_seconds"))
-                    curves.plot([p["iteration"] for p in curve], [p[metric] for p in curve], alpha=0.8,
-                                color=f"C{names.index(variant)}", label=variant if index == 0 else None)
+                    values = [p[_metric(curve)] for p in curve]
+                    style = dict(alpha=0.8, color=f"C{names.index(variant)}", label=variant if index == 0 else None)
+                    curves.plot([p["iteration"] for p in curve], values, **style)
+                    clock.plot(training_hours(curve), values, **style)
         curves.set(xlabel="iteration", ylabel="validation PSNR (dB)", title=f"{task}, {body}: validation")
+        clock.set(xlabel="wall-clock hours (1 thread, machines and load vary)", ylabel="validation PSNR (dB)",
+                  title="against time")
         curves.legend(fontsize=7)
         values = [[mean_psnr(r, "held_out") for r in variants[v]] for v in names]
         bars.bar(range(len(names)), [statistics.fmean(v) for v in values],
