@@ -100,3 +100,20 @@ def test_a_cell_trains_scores_records_once_and_feeds_the_page(tmp_path):
     assert "before" in text and "after" in text and "old" not in text
     assert "| constyle | " in text and "| origin | " in text and "+0.00, p = 1, one seed: n/a" in text
     assert (tmp_path / "paper_comparison_derain_nafnet.png").stat().st_size > 1000
+
+
+def test_equal_wall_clock_reads_each_run_when_its_seeds_baseline_finished():
+    from paper_comparison_page import at_baseline_time, training_hours
+
+    def curve(iterations, seconds, psnrs):
+        return [{"iteration": i, "wall_seconds": s, "psnr_rgb": p}
+                for i, s, p in zip(iterations, seconds, psnrs, strict=True)]
+
+    # 0.4 s per iteration, so the first validation (iteration 250) came 100 s after the start
+    baseline = {"seed": 1, "validation_curve": curve([250, 500, 750], [0, 100, 200], [20, 21, 22])}
+    assert training_hours(baseline["validation_curve"]) == pytest.approx([100 / 3600, 200 / 3600, 300 / 3600])
+    # 1 s per iteration: at the baseline's 300 s it is a fifth of the way from iteration 250 (250 s) to 500 (500 s)
+    slower = {"seed": 1, "validation_curve": curve([250, 500], [0, 250], [20, 30])}
+    faster = {"seed": 1, "validation_curve": curve([250, 500], [0, 10], [25, 26])}  # done sooner: its final value
+    unpaired = {"seed": 2, "validation_curve": curve([250, 500], [0, 10], [25, 26])}
+    assert at_baseline_time([slower, faster, unpaired], [baseline]) == pytest.approx([22.0, 26.0])
