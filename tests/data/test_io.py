@@ -211,6 +211,40 @@ def test_float_and_tensor_conversions() -> None:
     assert io.tensor_to_image(values).ravel().tolist() == [0, 1, 255]
 
 
+def test_banded_conversions_equal_the_whole_image_formulas(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    floats = rng.uniform(-0.1, 1.1, (37, 23, 3)).astype(np.float32)
+    floats[0, :, 0] = (np.arange(23) + 0.5) / 255  # halfway values, where a rounding difference would show
+    original = floats.copy()
+    for band_values in (1, 100, 10**6):  # a row per band, several rows, the whole image in one
+        monkeypatch.setattr(io, "CONVERSION_BAND_VALUES", band_values)
+        for bits, dtype, scale in ((8, np.uint8, 255), (16, np.uint16, 65535)):
+            expected = np.rint(np.clip(floats.astype(np.float64), 0, 1) * scale).astype(dtype)
+            np.testing.assert_array_equal(io.float_to_image(floats, bits), expected)
+            tensor = torch.from_numpy(floats.transpose(2, 0, 1).copy())
+            np.testing.assert_array_equal(io.tensor_to_image(tensor, bits), expected)
+        np.testing.assert_array_equal(floats, original)  # the input is never changed in place
+    for pixels in (RGB8, RGB16):
+        expected = np.asarray(pixels, np.float32) / np.float32(io.max_value(pixels))
+        assert torch.equal(io.image_to_tensor(pixels), torch.from_numpy(expected.transpose(2, 0, 1).copy()))
+    half = torch.from_numpy(floats.transpose(2, 0, 1).copy()).to(torch.bfloat16)
+    np.testing.assert_array_equal(io.tensor_to_image(half), io.tensor_to_image(half.float()))
+
+
+def test_large_conversions_hold_a_band_not_a_float64_copy(monkeypatch) -> None:
+    import tracemalloc
+
+    floats = np.random.default_rng(0).random((1000, 1000, 3), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        converted = io.float_to_image(floats)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the uint8 output, one float64 band and its row-count rounding; a whole-image float64 copy would be 24 MB
+    assert peak < converted.nbytes + 2 * io.CONVERSION_BAND_VALUES * 8 + 2**16
+
+
 def test_conversion_errors() -> None:
     with pytest.raises(ValueError, match="3×H×W"):
         io.tensor_to_image(torch.zeros(1, 3, 4, 4))

@@ -120,11 +120,27 @@ def image_to_float(image: np.ndarray) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / np.float32(max_value(image))
 
 
+CONVERSION_BAND_VALUES = 1 << 20
+"""Pixel conversions work on bands of rows of about this many values, so that a large photo's float64
+intermediates cost a band, not a copy of the whole image."""
+
+
 def float_to_image(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
-    """Float pixels in [0, 1] -> ``uint8`` (bit_depth 8) or ``uint16`` (16): clipped, scaled, rounded."""
+    """Float pixels in [0, 1] -> ``uint8`` (bit_depth 8) or ``uint16`` (16): clipped, scaled, rounded in float64."""
     dtype = _dtype_for(bit_depth)
     scale = float(_MAX_VALUE[np.dtype(dtype)])
-    return np.rint(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * scale).astype(dtype)
+    image = np.asarray(image)
+    if image.ndim == 0:
+        return np.rint(np.clip(np.float64(image), 0.0, 1.0) * scale).astype(dtype)
+    converted = np.empty(image.shape, dtype=dtype)
+    rows = max(1, CONVERSION_BAND_VALUES // max(1, image[:1].size))
+    for top in range(0, image.shape[0], rows):
+        band = image[top:top + rows].astype(np.float64)  # a copy: the caller's array is never touched
+        np.clip(band, 0.0, 1.0, out=band)
+        band *= scale
+        np.rint(band, out=band)
+        converted[top:top + rows] = band
+    return converted
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -132,9 +148,12 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 image, got shape {image.shape}")
-    if image.dtype in _MAX_VALUE:
-        image = image_to_float(image)
-    elif not np.issubdtype(image.dtype, np.floating):
+    if image.dtype in _MAX_VALUE:  # as image_to_float, one channel at a time into the output
+        planes = np.empty((3, *image.shape[:2]), dtype=np.float32)
+        for channel in range(3):
+            np.divide(image[:, :, channel], np.float32(max_value(image)), out=planes[channel], dtype=np.float32)
+        return torch.from_numpy(planes)
+    if not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"expected uint8, uint16 or float pixels, got {image.dtype}")
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
 
@@ -143,7 +162,10 @@ def tensor_to_image(tensor: torch.Tensor, bit_depth: int = 8) -> np.ndarray:
     """3×H×W float tensor in [0, 1] -> H×W×3 ``uint8``/``uint16``: clamped, scaled, rounded (BasicSR style)."""
     if tensor.ndim != 3 or tensor.shape[0] != 3:
         raise ValueError(f"expected a 3×H×W tensor, got shape {tuple(tensor.shape)}")
-    return float_to_image(tensor.detach().to("cpu", torch.float64).numpy().transpose(1, 2, 0), bit_depth)
+    values = tensor.detach().cpu()
+    if values.dtype not in (torch.float32, torch.float64):  # half precisions widen exactly
+        values = values.float()
+    return float_to_image(values.numpy().transpose(1, 2, 0), bit_depth)
 
 
 def _dtype_for(bit_depth: int) -> type:
