@@ -257,6 +257,8 @@ def test_auto_leaves_photos_it_is_not_sure_about_unchanged(tmp_path, noisy, monk
     with pytest.raises(SystemExit):
         main(["restore", "--task", "auto", "--min-confidence", "2", str(tmp_path / "noisy.png")])
     assert "expected a probability from 0 to 1, got '2'" in capsys.readouterr().err
+    assert main(["restore", "--task", "denoise", "--min-confidence", "0.3", str(tmp_path / "noisy.png")]) == 2
+    assert "--min-confidence applies to --task auto only" in capsys.readouterr().err
 
 
 def test_a_photo_needing_a_model_nobody_has_fails_alone(tmp_path, clean, monkeypatch):

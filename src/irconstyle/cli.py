@@ -151,7 +151,8 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--task", choices=["denoise", "derain", "dehaze", "deblur", "auto"], default="denoise",
                          help="which bundled model to use when --model is not given (default: denoise); auto: "
                          "detect each photo's degradation and restore it with an installed model for it, else the "
-                         "bundled one (photos judged clean are copied unchanged)")
+                         "bundled one (photos judged clean, or detected less surely than --min-confidence, are copied "
+                         "unchanged)")
     restore.add_argument("--model", help="a pretrained model's name (`irconstyle models`; the bundled ones are the "
                          "task names) or an irconstyle .safetensors file")
     restore.add_argument("--min-confidence", type=_probability, metavar="P",
@@ -218,6 +219,8 @@ def _run_restore(args: argparse.Namespace) -> int:
     try:  # before the progress bar, so that a bad model file is the only line printed
         if auto and args.model:
             raise ValueError("--task auto chooses the model for each photo; drop --model or name a task")
+        if args.min_confidence is not None and not auto:
+            raise ValueError("--min-confidence applies to --task auto only")
         network = None if auto else resolve(args.model, args.task, args.device)
     except (CheckpointError, ValueError) as error:
         print(f"irconstyle restore: {error}", file=sys.stderr)

@@ -3,9 +3,9 @@
 The bundled classifier (``weights/detect.safetensors``, a :class:`~irconstyle.models.detector.
 DegradationClassifier`) looks at eight crops at the photo's own resolution, spread over the frame (noise, blur
 and rain live at the pixel scale) and at the whole photo shrunk to one view (haze and low light belong to the
-scene); the class probabilities of the nine views are averaged, then shifted by the classifier's calibrated
-``class_bias`` (a log prior per class, fitted on the training photos after training). Its cost does not grow
-with the photo beyond one pass to shrink it.
+scene); the class probabilities of the nine views are averaged, then shifted by the classifier's
+``class_bias`` (a log prior per class, for a classifier calibrated after training; the bundled one has none).
+Its cost does not grow with the photo beyond one pass to shrink it.
 
 :func:`choose_model` maps a detected task to the model that restores it: an installed model for the task
 (Google's converted MAXIM, see :mod:`irconstyle.pretrained`) where there is one, else the bundled model.
