@@ -418,3 +418,23 @@ def test_low_light_is_dark_noisy_and_seeded():
     np.testing.assert_array_equal(dark, D.low_light(photo, 0, exposure=0.05, peak=30.0, read_sigma=2.0))
     with pytest.raises(ValueError, match="exposure"):
         D.low_light(photo, 0, exposure=0.0, peak=30.0, read_sigma=2.0)
+
+
+def test_the_calibration_fit_recovers_a_known_class_prior():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from calibrate_detect import fit_bias
+
+    # a calibrated model's log-probabilities, with a known prior subtracted: the fit must add it back
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat(2000)
+    logits = 2.0 * torch.nn.functional.one_hot(labels, 4).double() + torch.randn(8000, 4, generator=generator,
+                                                                                  dtype=torch.float64)
+    prior = torch.tensor([1.0, -0.5, -0.25, -0.25], dtype=torch.float64)
+    skewed = torch.log_softmax(logits - prior, dim=1)
+    bias = fit_bias(skewed, labels, 4)
+    # every class is built alike from ``logits``, so by symmetry their best offset is zero and the skewed ones' is
+    # the prior (centred); 2000 samples a class put the estimate within a few hundredths of it
+    assert bias.sum().abs() < 1e-9
+    torch.testing.assert_close(bias, prior - prior.mean(), atol=0.05, rtol=0)
