@@ -37,31 +37,26 @@ import torch
 
 import irconstyle
 from irconstyle.data.datasets import list_images
-from irconstyle.data.io import float_to_image, image_to_float, read_image
 from irconstyle.detect import bundled_detector_path, load_detector, view_probabilities
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = ROOT / "data" / "photos" / "val"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_detect import ours  # noqa: E402
+from evaluate_detect import degraded_cases, ours  # noqa: E402
 
 
 def averaged_probabilities(classifier, photos: list[Path]) -> list[dict]:
     """One record per (photo, case): the true class and the views' averaged probabilities, before any bias.
     Seeded apart from evaluate_detect's (photo, case) seeds, so the degradations differ from those it scores."""
     records, cases, start = [], ours(), time.perf_counter()
-    for index, path in enumerate(photos):
-        clean = image_to_float(read_image(path))
-        for name, truth, make in cases:
-            rng = np.random.default_rng([zlib.crc32(b"calibrate"), zlib.crc32(path.stem.encode()),
-                                         zlib.crc32(name.encode())])
-            degraded = float_to_image(np.clip(make(clean, rng), 0.0, 1.0))
-            probabilities, _ = view_probabilities(degraded, classifier)
-            where = path.resolve()
-            records.append({"photo": str(where.relative_to(ROOT) if where.is_relative_to(ROOT) else where),
-                            "case": name, "truth": truth,
-                            "probabilities": probabilities.mean(dim=0).tolist()})
-        print(f"{index + 1}/{len(photos)} photos, {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    for path, name, truth, degraded in degraded_cases(cases, photos, salt=(zlib.crc32(b"calibrate"),)):
+        probabilities, _ = view_probabilities(degraded, classifier)
+        where = path.resolve()
+        records.append({"photo": str(where.relative_to(ROOT) if where.is_relative_to(ROOT) else where),
+                        "case": name, "truth": truth, "probabilities": probabilities.mean(dim=0).tolist()})
+        if len(records) % len(cases) == 0:  # a photo's last case
+            print(f"{len(records) // len(cases)}/{len(photos)} photos, {time.perf_counter() - start:.0f} s",
+                  file=sys.stderr)
     return records
 
 

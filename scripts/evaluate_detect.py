@@ -119,16 +119,22 @@ def others() -> list[tuple[str, str, object]]:
     ]
 
 
-def run_cases(cases, photos: list[Path], classifier) -> list[dict]:
-    records = []
+def degraded_cases(cases, photos: list[Path], salt: tuple[int, ...] = ()):
+    """Yield (photo, case name, true class, degraded 8-bit image) for every case on every photo, seeded per
+    (``salt``, photo, case), stored as an 8-bit file would be."""
     for path in photos:
         clean = image_to_float(read_image(path))
         for name, truth, make in cases:
-            rng = np.random.default_rng([zlib.crc32(path.stem.encode()), zlib.crc32(name.encode())])
-            degraded = float_to_image(np.clip(make(clean, rng), 0.0, 1.0))  # stored as an 8-bit file would be
-            found = detect(degraded, model=classifier)
-            records.append({"photo": path.name, "case": name, "truth": truth, "task": found.task,
-                            "confidence": found.confidence, "level": found.level})
+            rng = np.random.default_rng([*salt, zlib.crc32(path.stem.encode()), zlib.crc32(name.encode())])
+            yield path, name, truth, float_to_image(np.clip(make(clean, rng), 0.0, 1.0))
+
+
+def run_cases(cases, photos: list[Path], classifier) -> list[dict]:
+    records = []
+    for path, name, truth, degraded in degraded_cases(cases, photos):
+        found = detect(degraded, model=classifier)
+        records.append({"photo": path.name, "case": name, "truth": truth, "task": found.task,
+                        "confidence": found.confidence, "level": found.level})
     return records
 
 
