@@ -44,6 +44,11 @@ def fused_linear(
     return out if residual is None else residual + out
 
 
+def pixel_rows(x: torch.Tensor) -> torch.Tensor:
+    """A B×C×H×W map as B×HW×C rows (a view for channels-last maps)."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
+
+
 def pointwise_conv(
     x: torch.Tensor, conv: nn.Conv2d | torch.Tensor, bias: torch.Tensor | None = None, *,
     residual: torch.Tensor | None = None,

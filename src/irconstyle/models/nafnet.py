@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle.models.constyle import ConStyleRestorer
-from irconstyle.models.layers import LayerNorm2d, pointwise_conv
+from irconstyle.models.layers import LayerNorm2d, pixel_rows, pointwise_conv
 from irconstyle.models.unet import ConStyleUNet
 
 
@@ -64,7 +64,7 @@ class NAFBlock(nn.Module):
         if batch == 1:
             x = pointwise_conv(mixed, per_image[0, :, :, None, None], bias, residual=x)
         else:
-            update = torch.baddbmm(bias[None, None], _pixel_rows(mixed), per_image.transpose(1, 2))
+            update = torch.baddbmm(bias[None, None], pixel_rows(mixed), per_image.transpose(1, 2))
             x = x + update.view(batch, height, width, channels).permute(0, 3, 1, 2)
         # The feed-forward layer scale is folded into its projection the same way.
         fed = simple_gate(pointwise_conv(self.ffn_norm(x), self.ffn_expand))
@@ -76,11 +76,6 @@ class NAFBlock(nn.Module):
         pooled = x.mean(dim=(2, 3))
         attention = self.channel_attention
         return F.linear(pooled, attention.weight.flatten(1), attention.bias)
-
-
-def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
-    """A B×C×H×W map as B×HW×C rows (a view for channels-last maps)."""
-    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
 
 
 def nafnet_blocks(channels: int, count: int, stage: str = "") -> nn.Sequential:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irconstyle.models.constyle import ConStyleRestorer, pad_to_multiple
-from irconstyle.models.layers import LayerNorm2d
+from irconstyle.models.layers import LayerNorm2d, pixel_rows, pointwise_conv
 from irconstyle.models.unet import ConStyleUNet
 
 LayerNormType = Literal["WithBias", "BiasFree"]
@@ -56,10 +56,10 @@ class ChannelAttention(nn.Module):
     L2-normalised over the pixels, their cosine similarities are scaled by a learned per-head temperature and
     soft-maxed, and the values are mixed by the result, then projected by a 1×1 convolution.
 
-    Computed as three matrix products over B×HW×C views: one Gram matrix of the queries and keys (it holds
-    both their dot products and, on its diagonal, their squared norms), then the output projection folded
-    into the attention (``project_out · blockdiag(attention)`` is one C×C matrix per image), applied to the
-    values with ``residual`` added inside the same product.
+    Computed over B×HW×C views of the depthwise output, without copying it: per head one d×d matrix product
+    of its queries and keys, the channel norms as sums of squares over the pixels, then the output projection
+    folded into the attention (``project_out · blockdiag(attention)`` is one C×C matrix per image), applied to
+    the values with ``residual`` added inside the same product.
     """
 
     def __init__(self, channels: int, *, heads: int, bias: bool) -> None:
@@ -78,24 +78,25 @@ class ChannelAttention(nn.Module):
         """The attention output, plus ``residual`` (same shape as ``x``) when given."""
         batch, channels, height, width = x.shape
         heads, head_dim = self.heads, channels // self.heads
-        qkv = self.qkv_depthwise(self.qkv(x))
+        qkv = self.qkv_depthwise(pointwise_conv(x, self.qkv))
         # B×HW×3C: a view when the map is channels-last (the models' layout), a copy otherwise.
-        pixels = qkv.permute(0, 2, 3, 1).reshape(batch, height * width, 3 * channels)
+        pixels = pixel_rows(qkv)
         query_key, value = pixels[..., : 2 * channels], pixels[..., 2 * channels :]
 
-        gram = query_key.transpose(1, 2) @ query_key  # B×2C×2C: [q·q, q·k; k·q, k·k]
-        norms = gram.diagonal(dim1=1, dim2=2).sqrt().clamp_min(1e-12)  # as F.normalize: x / max(|x|, eps)
+        # As F.normalize: x / max(|x|, eps), over the pixels of every query and key channel.
+        norms = (query_key * query_key).sum(dim=1).sqrt().clamp_min(1e-12)
         query_norm = norms[:, :channels].view(batch, heads, head_dim, 1)
         key_norm = norms[:, channels:].view(batch, heads, 1, head_dim)
-        # The heads' d×d blocks on the diagonal of the C×C query-key block.
-        cross = gram[:, :channels, channels:].unflatten(2, (heads, head_dim)).unflatten(1, (heads, head_dim))
-        cross = cross.diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+        query, key = query_key.split(channels, dim=2)
+        head_pairs = zip(query.split(head_dim, dim=2), key.split(head_dim, dim=2), strict=True)
+        head_products = [q.transpose(1, 2) @ k for q, k in head_pairs]
+        cross = torch.stack(head_products, dim=1)  # B×heads×d×d
         attention = (cross / (query_norm * key_norm) * self.temperature).softmax(dim=-1)
 
         # out[p] = W · blockdiag(A) · v[p]  ->  out = v · M with M[h·d + j, o] = Σ_i A[h, i, j] W[o, h·d + i].
         out_weight = self.project_out.weight.view(channels, heads, head_dim).permute(1, 2, 0)
         mixing = (attention.transpose(-1, -2) @ out_weight).reshape(batch, channels, channels)
-        residual_rows = _pixel_rows(residual) if residual is not None else None
+        residual_rows = pixel_rows(residual) if residual is not None else None
         out = _rows_times(value, mixing, [residual_rows, self.project_out.bias])
         return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
@@ -116,17 +117,12 @@ class GatedFeedForward(nn.Module):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """The feed-forward output, plus ``residual`` (same shape as ``x``) when given."""
         batch, channels, height, width = x.shape
-        gate, content = self.depthwise(self.project_in(x)).chunk(2, dim=1)
+        gate, content = self.depthwise(pointwise_conv(x, self.project_in)).chunk(2, dim=1)
         hidden = F.gelu(gate).mul_(content)  # in place on a fresh tensor: one large allocation fewer
-        residual_rows = _pixel_rows(residual) if residual is not None else None
+        residual_rows = pixel_rows(residual) if residual is not None else None
         weight = self.project_out.weight.flatten(1).t()
-        out = _rows_times(_pixel_rows(hidden), weight, [residual_rows, self.project_out.bias])
+        out = _rows_times(pixel_rows(hidden), weight, [residual_rows, self.project_out.bias])
         return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
-
-
-def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
-    """A B×C×H×W map as B×HW×C rows (a view for channels-last maps)."""
-    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
 
 
 def _rows_times(rows: torch.Tensor, matrix: torch.Tensor, add: list[torch.Tensor | None]) -> torch.Tensor:
