@@ -56,10 +56,10 @@ class ChannelAttention(nn.Module):
     L2-normalised over the pixels, their cosine similarities are scaled by a learned per-head temperature and
     soft-maxed, and the values are mixed by the result, then projected by a 1×1 convolution.
 
-    Computed over B×HW×C views of the depthwise output, without copying it: per head one d×d matrix product
-    of its queries and keys, the channel norms as sums of squares over the pixels, then the output projection
-    folded into the attention (``project_out · blockdiag(attention)`` is one C×C matrix per image), applied to
-    the values with ``residual`` added inside the same product.
+    Computed over B×HW×C views of the depthwise output: per head one d×d matrix product of its queries and
+    keys, the channel norms as sums of squares over the pixels, then the output projection folded into the
+    attention (``project_out · blockdiag(attention)`` is one C×C matrix per image), applied to the values
+    with ``residual`` added inside the same product.
     """
 
     def __init__(self, channels: int, *, heads: int, bias: bool) -> None:
