@@ -15,7 +15,7 @@ import pytest
 from app_setup import CLEAN, DENOISE_GAIN_DB, fixed_detector, noisy_photo
 from starlette.testclient import TestClient
 
-from irconstyle.app import create_app
+from irconstyle.app import ServeError, create_app
 from irconstyle.app import server as app_server
 from irconstyle.app.workspace import TEMP_PREFIX
 from irconstyle.data.io import read_image, write_image
@@ -290,6 +290,17 @@ def test_the_temporary_folder_is_removed_at_shutdown_and_abandoned_ones_at_start
         assert upload(client, noisy_photo(tmp_path / "a.png")).status_code == 201
         assert len(list(tmp_path.glob(f"{TEMP_PREFIX}*"))) == 1
     assert not list(tmp_path.glob(f"{TEMP_PREFIX}*"))
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_work_folder_that_is_not_a_folder_is_refused_before_serving(tmp_path, kind):
+    work_dir = tmp_path / "work"
+    if kind == "file":
+        work_dir.write_text("not a folder")
+    with pytest.raises(ServeError) as refused:
+        create_app(detector=None, work_dir=work_dir)
+    problem = "is not a folder" if kind == "file" else "does not exist"
+    assert str(refused.value) == f"{work_dir}: the folder for temporary files {problem}"
 
 
 def test_previews_of_large_photos_are_shrunk_but_downloads_are_not(client, tmp_path, monkeypatch):

@@ -21,7 +21,8 @@ class AppDependencyError(ImportError):
 
 
 class ServeError(OSError):
-    """The server cannot listen where it was asked to (port taken, address not local, …)."""
+    """The server cannot run as asked: it cannot listen there (port taken, address not local, …) or its folder for
+    temporary files is missing."""
 
 
 def require_app_dependencies() -> None:

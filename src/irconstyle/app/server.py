@@ -23,6 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from irconstyle.app import ServeError
 from irconstyle.app.jobs import FINISHED, RUNNING, Job, JobQueue, QueueFullError
 from irconstyle.app.workspace import Upload, Workspace, write_preview
 from irconstyle.atomic import atomic_write
@@ -130,6 +131,9 @@ def create_app(
 ) -> Starlette:
     """The web app as an ASGI application. Its temporary folder (under ``work_dir``, default the system's) and
     its restore worker live from the app's start-up to its shutdown."""
+    if work_dir is not None and not Path(work_dir).is_dir():
+        problem = "is not a folder" if Path(work_dir).exists() else "does not exist"
+        raise ServeError(f"{work_dir}: the folder for temporary files {problem}")
     max_upload_bytes = int(max_upload_mb * 2**20)
     max_pixels = int(max_megapixels * 1e6)
     detect = Detector(detector)
