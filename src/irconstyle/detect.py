@@ -98,7 +98,8 @@ def _as_tensor(image: np.ndarray | torch.Tensor | object) -> torch.Tensor:
     if isinstance(image, Image.Image):
         return image_to_tensor(np.asarray(image.convert("RGB")))
     if isinstance(image, np.ndarray):
-        return image_to_tensor(image).clamp(0.0, 1.0)
+        tensor = image_to_tensor(image)  # integer pixels land in [0, 1]; only floats can stray
+        return tensor.clamp(0.0, 1.0) if np.issubdtype(image.dtype, np.floating) else tensor
     raise TypeError(f"detect takes a numpy array, a PIL image or a tensor, not {type(image).__name__}")
 
 
