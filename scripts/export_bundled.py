@@ -116,8 +116,22 @@ def recorded_stages(weights: Path) -> list[dict]:
 
 
 def config_file(config: dict) -> str:
-    """The committed config a bundled run was started from: ``bundled-<name>`` ↔ ``configs/bundled/<name>.yaml``."""
-    return f"configs/bundled/{config['name'].removeprefix('bundled-')}.yaml"
+    """The committed config a run was started from: ``bundled-<name>`` ↔ ``configs/bundled/<name>.yaml``, other
+    names ↔ ``configs/<name, dashes as underscores>.yaml``."""
+    name = config["name"]
+    if name.startswith("bundled-"):
+        return f"configs/bundled/{name.removeprefix('bundled-')}.yaml"
+    return f"configs/{name.replace('-', '_')}.yaml"
+
+
+def training_record(stages: list[dict]) -> dict:
+    """The metadata an export records of its training: the total iterations, the last config and every stage."""
+    return {
+        "iterations": sum(stage["iterations"] for stage in stages),
+        "config": stages[-1]["config"]["name"],
+        "stages": [{"config": stage["config"]["name"], "iterations": stage["iterations"],
+                    "hours": None if stage["hours"] is None else round(stage["hours"], 2)} for stage in stages],
+    }
 
 
 def score_table(model: ModelDescriptor, task: str, folder: Path) -> tuple[str, int]:
@@ -264,12 +278,9 @@ def main() -> None:
     native_tile = model.native_tile  # from the option or from the run's val.tile
     stages = training_stages(args.run)
     summary, config = stages[-1], stages[-1]["config"]
-    iterations = sum(stage["iterations"] for stage in stages)
     target = WEIGHTS / f"{args.task}.safetensors"
-    record = [{"config": stage["config"]["name"], "iterations": stage["iterations"],
-               "hours": None if stage["hours"] is None else round(stage["hours"], 2)} for stage in stages]
     model = model.with_facts(task=args.task)
-    save(model, target, metadata={"iterations": iterations, "config": config["name"], "stages": record})
+    save(model, target, metadata=training_record(stages))
 
     rows, count = score_table(model, args.task, args.val)
     check_rows, check_count = score_table(model, args.task, args.check)

@@ -4,7 +4,8 @@
     python scripts/export_detect.py runs/detect
 
 Takes the run's final EMA weights (``model_final.safetensors``, BatchNorm statistics recalibrated by the
-trainer) and records in the metadata what the file is (``task: detect``), the config and the iterations. The
+trainer) and records in the metadata what the file is (``task: detect``) and its training: every stage of the chain
+of runs through ``model.init_from``, and the iterations of them all. The
 model card (``weights/detect.md``) is written by hand from ``scripts/evaluate_detect.py``'s tables.
 """
 
@@ -14,15 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 import irconstyle
 from irconstyle.models.detector import DegradationClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "irconstyle" / "weights" / "detect.safetensors"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_bundled import training_summary  # noqa: E402
+from export_bundled import training_record, training_stages  # noqa: E402
 
 
 def main() -> None:
@@ -33,17 +32,17 @@ def main() -> None:
     model = descriptor.model
     if not isinstance(model, DegradationClassifier):
         raise SystemExit(f"{args.run}: its model is a {type(model).__name__}, not a degradation classifier")
-    config = yaml.safe_load((args.run / "config.yaml").read_text())
-    summary = training_summary(args.run)
+    stages = training_stages(args.run)
+    record = training_record(stages)
     irconstyle.save(descriptor, TARGET, metadata={
         "task": "detect",
         "description": "which degradation a photo has: " + ", ".join(model.classes),
-        "config": config["name"],
-        "iterations": summary["iterations"],
-        "training_photos": config["data"]["train"]["options"]["clean_dirs"],
+        **record,
+        "training_photos": stages[-1]["config"]["data"]["train"]["options"]["clean_dirs"],
     })
-    print(f"wrote {TARGET} ({TARGET.stat().st_size / 2**20:.1f} MiB): {summary['iterations']} iterations, "
-          f"{summary['hours']:.2f} h of training")
+    hours = " + ".join("?" if stage["hours"] is None else f"{stage['hours']:.2f}" for stage in record["stages"])
+    print(f"wrote {TARGET} ({TARGET.stat().st_size / 2**20:.1f} MiB): {record['iterations']} iterations in "
+          f"{len(stages)} stage(s), {hours} h of training")
 
 
 if __name__ == "__main__":
