@@ -94,7 +94,8 @@ def _ms(value: float | None) -> str:
 
 
 def markdown(rows: list[Row], *, size: int, threads: int, repeat: int, peak: Peak, load: str) -> str:
-    published = {row.name: PUBLISHED_MS.get(row.name) if size == 256 else None for row in rows}
+    comparable = size == 256 and threads == 2  # the conditions the published figures were measured under
+    published = {row.name: PUBLISHED_MS.get(row.name) if comparable else None for row in rows}
     lines = [
         f"Batch 1, {size}×{size}, median of {repeat} runs per figure, the contenders interleaved in one process "
         f"(torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}; load average {load}).",
