@@ -6,8 +6,8 @@ A *cell* is one training run: a task, a body, a variant and a seed. Its config i
 own trainer into ``runs/paper_comparison/<cell>/`` (resumable: rerun the same command after an interruption), then
 its final EMA weights are scored on the held-out and the check photos at every level of the task, and one record is
 appended to ``benchmarks/results/paper_comparison.json`` (PSNR/SSIM per photo and mean, parameters, GFLOPs per
-256² image, iterations, wall hours, the validation curve with its wall-clock times, the CPU). A cell that has a
-record is not run again.
+256² image, iterations, wall hours, the validation curve with its wall-clock times, the CPU, a fingerprint of the
+photos). A cell that has a record is not run again.
 
     python benchmarks/paper_comparison.py --task derain --body nafnet --variant constyle --seed 1
     python benchmarks/paper_comparison.py --missing --jobs 2          # every cell of the grid without a record
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import platform
 import subprocess
@@ -36,6 +37,8 @@ import yaml
 from harness import count_flops, cpu_name
 from irconstyle import load_model
 from irconstyle.atomic import atomic_write
+from irconstyle.data.io import read_image
+from irconstyle.data.pairing import list_images
 from irconstyle.evaluation import evaluate, parse_degradation
 from irconstyle.training import train
 from irconstyle.training.config import TrainingConfig, apply_overrides, config_from_dict
@@ -178,6 +181,18 @@ def score(model: torch.nn.Module, grid: Mapping[str, Any], task: str) -> dict[st
     return scores
 
 
+def photo_fingerprint(folders: str | list[str]) -> str:
+    """sha256 of the decoded pixels of every photo in ``folders``, with their names: the same photos, the same
+    digest, however they were encoded (the photos are regenerated on every machine)."""
+    digest = hashlib.sha256()
+    for folder in [folders] if isinstance(folders, str) else folders:
+        for path in list_images(folder):
+            pixels = read_image(path)
+            digest.update(f"{Path(folder).name}/{path.name} {pixels.shape} {pixels.dtype}\n".encode())
+            digest.update(pixels.tobytes())
+    return digest.hexdigest()
+
+
 def run_cell(cell: Cell, *, grid: Mapping[str, Any], runs: Path, results: Path, overrides: list[str]) -> str:
     if any(record["cell"] == cell.key for record in read_records(results)):
         return f"{cell.key}: already recorded in {results}"
@@ -198,6 +213,9 @@ def run_cell(cell: Cell, *, grid: Mapping[str, Any], runs: Path, results: Path, 
         "gflops_256": count_flops(model, torch.rand(1, 3, 256, 256)) / 1e9,
         "scores": score(model, grid, cell.task),
         "validation_curve": validation_curve(run_dir, config.val.metric),
+        "photos": {"train": photo_fingerprint(config.data.train.options["clean_dirs"]),
+                   "validation": photo_fingerprint(config.data.val.options["clean_dirs"]),
+                   **{split: photo_fingerprint(grid["evaluation"][split]) for split in ("held_out", "check")}},
         "threads": torch.get_num_threads(), "cpu": cpu_name(), "machine": platform.machine(),
         "torch": torch.__version__, "overrides": list(overrides),
     }

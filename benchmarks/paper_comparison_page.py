@@ -180,9 +180,37 @@ def figures(records: Sequence[Record], folder: Path) -> list[Path]:
     return written
 
 
+# Input PSNRs of one task agree across records up to an 8-bit rounding flip of a few pixels (kernels differ across
+# CPUs): far below this, while another photo or another degradation moves them by tenths of a dB or more.
+INPUT_PSNR_TOLERANCE_DB = 1e-3
+
+
+def check_comparable(records: Sequence[Record]) -> None:
+    """Refuse records that were not scored on the same inputs: per task, the degraded inputs' PSNR at every split
+    and level must agree, and the photo fingerprints (where a record has them) must be one per photo set."""
+    for task in sorted({r["task"] for r in records}):
+        runs = [r for r in records if r["task"] == task]
+        first = runs[0]
+        for run in runs[1:]:
+            for split, levels in first["scores"].items():
+                for level, expected in levels.items():
+                    found = run["scores"].get(split, {}).get(level)
+                    if found is None or abs(found["input_psnr"] - expected["input_psnr"]) > INPUT_PSNR_TOLERANCE_DB:
+                        seen = "no score" if found is None else f"input PSNR {found['input_psnr']:.4f} dB"
+                        raise SystemExit(f"{run['cell']}: {split} {level} has {seen}, {first['cell']} "
+                                         f"{expected['input_psnr']:.4f} dB: not scored on the same inputs")
+    fingerprinted = [r for r in records if "photos" in r]
+    for photo_set in sorted({name for r in fingerprinted for name in r["photos"]}):
+        digests = {r["photos"][photo_set]: r["cell"] for r in fingerprinted if photo_set in r["photos"]}
+        if len(digests) > 1:
+            raise SystemExit(f"the {photo_set} photos differ between runs ({', '.join(digests.values())} "
+                             f"have different fingerprints): rerun the cells on one photo set")
+
+
 def write_page(records: Sequence[Record], grid: Mapping[str, Any], page: Path = PAGE) -> str:
     if not records:
         return "no records yet: run cells first"
+    check_comparable(records)
     images = figures(records, page.parent)
     cpus = sorted({f"{r['cpu']} ({r['threads']} thread{'s' if r['threads'] > 1 else ''})" for r in records})
     body = "\n".join([

@@ -86,6 +86,7 @@ def test_a_cell_trains_scores_records_once_and_feeds_the_page(tmp_path):
     held_out = record["scores"]["held_out"]["derain:low"]
     assert set(held_out["per_photo"]) == {p.name for p in (ASSETS / "val").glob("*.png")}
     assert 5 < held_out["psnr"] < 60 and record["wall_hours"] > 0 and record["gflops_256"] > 0
+    assert record["photos"]["held_out"] == record["photos"]["check"] != record["photos"]["train"]
     again = paper_comparison.run_cell(cell, grid=grid, runs=runs, results=results, overrides=overrides)
     assert "already recorded" in again
     assert len(json.loads(results.read_text())["records"]) == 1
@@ -117,3 +118,20 @@ def test_equal_wall_clock_reads_each_run_when_its_seeds_baseline_finished():
     faster = {"seed": 1, "validation_curve": curve([250, 500], [0, 10], [25, 26])}  # done sooner: its final value
     unpaired = {"seed": 2, "validation_curve": curve([250, 500], [0, 10], [25, 26])}
     assert at_baseline_time([slower, faster, unpaired], [baseline]) == pytest.approx([22.0, 26.0])
+
+
+def _scored(cell: str, input_psnr: float, photos: str | None = None) -> dict:
+    record = {"cell": cell, "task": "derain",
+              "scores": {"held_out": {"derain:low": {"input_psnr": input_psnr}}}}
+    return record | ({"photos": {"train": photos}} if photos else {})
+
+
+def test_the_page_refuses_records_scored_on_other_inputs_or_trained_on_other_photos():
+    from paper_comparison_page import INPUT_PSNR_TOLERANCE_DB, check_comparable
+
+    check_comparable([_scored("a", 25.0, "x"), _scored("b", 25.0 + INPUT_PSNR_TOLERANCE_DB / 2, "x"),
+                      _scored("old", 25.0)])
+    with pytest.raises(SystemExit, match="b: held_out derain:low has input PSNR 25.1000 dB, a 25.0000 dB"):
+        check_comparable([_scored("a", 25.0), _scored("b", 25.1)])
+    with pytest.raises(SystemExit, match="the train photos differ between runs"):
+        check_comparable([_scored("a", 25.0, "x"), _scored("b", 25.0, "y")])
