@@ -72,7 +72,11 @@ def _beyond_seeds(test: Mapping[str, float]) -> str:
 def _versus(runs: Sequence[Record], baseline: Sequence[Record], is_baseline: bool) -> str:
     """One table cell: ``runs`` against ``baseline`` on the held-out photos, or a dash."""
     test = None if is_baseline or not baseline else paired_test(runs, baseline, "held_out")
-    return "—" if test is None else f"{test['mean']:+.2f}, p = {test['p']:.2g}, {_beyond_seeds(test)}"
+    if test is None:
+        return "—"
+    paired = len({r["seed"] for r in runs} & {r["seed"] for r in baseline})
+    return (f"{test['mean']:+.2f} ({paired} seed{'s' if paired > 1 else ''}), p = {test['p']:.2g}, "
+            f"{_beyond_seeds(test)}")
 
 
 def _metric(curve: Sequence[Mapping[str, float]]) -> str:
@@ -108,23 +112,25 @@ def _at_origin_time(runs: Sequence[Record], variants: Mapping[str, Sequence[Reco
     return _spread(values) if values else "—"
 
 
-def _groups(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, list[Record]]]:
-    groups: dict[tuple[str, str], dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        groups[(record["task"], record["body"])][record["variant"]].append(record)
-    return groups
+def _groups(records: Sequence[Record], order: Sequence[str]) -> dict[tuple[str, str], dict[str, list[Record]]]:
+    """Records by (task, body), then by variant in ``order`` (the grid's; variants it does not name last)."""
+    groups: dict[tuple[str, str], dict[str, list[Record]]] = defaultdict(dict)
+    rank = {name: index for index, name in enumerate(order)}
+    for record in sorted(records, key=lambda r: (rank.get(r["variant"], len(rank)), r["variant"])):
+        groups[(record["task"], record["body"])].setdefault(record["variant"], []).append(record)
+    return dict(sorted(groups.items()))
 
 
-def tables(records: Sequence[Record]) -> str:
+def tables(records: Sequence[Record], order: Sequence[str] = ()) -> str:
     lines = []
-    for (task, body), variants in sorted(_groups(records).items()):
+    for (task, body), variants in _groups(records, order).items():
         lines += [f"#### {task}, {body} body", "",
                   "| variant | params (M) | GFLOP / 256² | seeds | iterations | wall h | held-out PSNR | held-out SSIM "
-                  "| check PSNR | vs origin, held-out (mean Δ dB, Wilcoxon p, > seed spread?) "
+                  "| check PSNR | vs origin, held-out (row − origin dB, seeds paired, Wilcoxon p, > seed spread?) "
                   "| vs constyle, held-out | validation PSNR when origin finished (origin: its final) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
-        for variant, runs in sorted(variants.items()):
-            first = runs[0]
+        for variant, runs in variants.items():
+            first = runs[-1]  # the newest record: what the current code computes
             versus = " | ".join(_versus(runs, variants.get(name, []), variant == name)
                                 for name in ("origin", "constyle"))
             lines.append(
@@ -139,7 +145,7 @@ def tables(records: Sequence[Record]) -> str:
     return "\n".join(lines)
 
 
-def figures(records: Sequence[Record], folder: Path) -> list[Path]:
+def figures(records: Sequence[Record], folder: Path, order: Sequence[str] = ()) -> dict[tuple[str, str], Path]:
     """Per task and body: validation PSNR against iteration and against wall-clock hours, and the final
     held-out PSNR per variant with error bars."""
     import matplotlib
@@ -147,16 +153,19 @@ def figures(records: Sequence[Record], folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    for (task, body), variants in sorted(_groups(records).items()):
+    palette = matplotlib.colormaps["tab20"].colors
+    colours = palette[0::2] + palette[1::2]  # ten distinct hues first, then their lighter shades
+    written = {}
+    for (task, body), variants in _groups(records, order).items():
         figure, (curves, clock, bars) = plt.subplots(1, 3, figsize=(15, 3.8))
-        names = sorted(variants)
+        names = list(variants)
         for variant in names:
             for index, record in enumerate(variants[variant]):
                 curve = record["validation_curve"]
                 if curve:
                     values = [p[_metric(curve)] for p in curve]
-                    style = dict(alpha=0.8, color=f"C{names.index(variant)}", label=variant if index == 0 else None)
+                    colour = colours[names.index(variant) % len(colours)]
+                    style = dict(alpha=0.8, color=colour, label=variant if index == 0 else None)
                     curves.plot([p["iteration"] for p in curve], values, **style)
                     clock.plot(training_hours(curve), values, **style)
         curves.set(xlabel="iteration", ylabel="validation PSNR (dB)", title=f"{task}, {body}: validation")
@@ -166,7 +175,7 @@ def figures(records: Sequence[Record], folder: Path) -> list[Path]:
         values = [[mean_psnr(r, "held_out") for r in variants[v]] for v in names]
         bars.bar(range(len(names)), [statistics.fmean(v) for v in values],
                  yerr=[statistics.stdev(v) if len(v) > 1 else 0 for v in values], capsize=4,
-                 color=[f"C{i}" for i in range(len(names))])
+                 color=[colours[i % len(colours)] for i in range(len(names))])
         low = min(min(v) for v in values)
         bars.set_ylim(low - 1.0, max(max(v) for v in values) + 0.5)
         bars.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
@@ -176,7 +185,7 @@ def figures(records: Sequence[Record], folder: Path) -> list[Path]:
         with atomic_write(path, suffix=".png") as temporary:
             figure.savefig(temporary, dpi=110, format="png")
         plt.close(figure)
-        written.append(path)
+        written[(task, body)] = path
     return written
 
 
@@ -207,19 +216,33 @@ def check_comparable(records: Sequence[Record]) -> None:
                              f"have different fingerprints): rerun the cells on one photo set")
 
 
+def _level(level: Any) -> str:
+    return ", ".join(f"{key} {value}" for key, value in level.items()) if isinstance(level, Mapping) else str(level)
+
+
 def write_page(records: Sequence[Record], grid: Mapping[str, Any], page: Path = PAGE) -> str:
     if not records:
         return "no records yet: run cells first"
     check_comparable(records)
-    images = figures(records, page.parent)
+    order = list(grid["variants"])
+    images = figures(records, page.parent, order)
     cpus = sorted({f"{r['cpu']} ({r['threads']} thread{'s' if r['threads'] > 1 else ''})" for r in records})
+    validation_levels = "; ".join(f"{task}: {_level(spec['train']['data']['val']['options']['level'])}"
+                                  for task, spec in grid["tasks"].items())
     body = "\n".join([
         START, "",
         f"{len(records)} runs; CPU: {', '.join(cpus)}. PSNR/SSIM in RGB, averaged over the task's levels "
         f"({'; '.join(f'{t}: ' + ', '.join(v['evaluate']) for t, v in grid['tasks'].items())}), "
-        "mean ± standard deviation over seeds.", "",
-        tables(records),
-        *(f"![{path.stem}]({path.name})" for path in images), "",
+        "mean ± standard deviation over seeds. The Δ columns are the row minus the reference, paired over the "
+        "seeds both have, the levels and the photos; their Wilcoxon p treats those pairs as independent, which "
+        "photos and levels of one trained model are not, so it says how consistent a difference is across photos, "
+        "and the seed-spread test says whether it exceeds what another seed would change. The validation column "
+        f"is the trainer's validation: the held-out photos at one level ({validation_levels}).", "",
+        tables(records, order),
+        *(line for (task, body), path in images.items() for line in (
+            f"![{path.stem}]({path.name})", "",
+            f"*{task}, {body} body: validation PSNR against iteration and against hours, one line per run; final "
+            "held-out PSNR per variant, mean ± sd over seeds.*", "")),
         END,
     ])
     text = page.read_text() if page.exists() else f"# Does ConStyle help?\n\n{START}\n{END}\n"

@@ -99,7 +99,7 @@ def test_a_cell_trains_scores_records_once_and_feeds_the_page(tmp_path):
     page_module.write_page([record, origin], grid, page)
     text = page.read_text()
     assert "before" in text and "after" in text and "old" not in text
-    assert "| constyle | " in text and "| origin | " in text and "+0.00, p = 1, one seed: n/a" in text
+    assert "| constyle | " in text and "| origin | " in text and "+0.00 (1 seed), p = 1, one seed: n/a" in text
     assert (tmp_path / "paper_comparison_derain_nafnet.png").stat().st_size > 1000
 
 
