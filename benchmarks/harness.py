@@ -92,12 +92,23 @@ def load_average() -> str:
 
 
 def cpu_name() -> str:
+    """The CPU's model name with its family, model and widest vector extension, e.g. ``AMD EPYC (family 25
+    model 17, AVX-512 BF16)``: virtual machines often report only a brand, and the kernels differ by extension."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "unknown CPU"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown CPU"
+
+    def field(name: str) -> str | None:
+        match = re.search(rf"^{name}\s*:\s*(.+)$", text, re.MULTILINE)
+        return match.group(1).strip() if match else None
+
+    flags = set((field("flags") or "").split())
+    widest = next((label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
+                                             ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), None)
+    details = [f"family {field('cpu family')} model {field('model')}" if field("cpu family") else None, widest]
+    name = field("model name") or "unknown CPU"
+    return f"{name} ({', '.join(d for d in details if d)})" if any(details) else name
 
 
 @dataclass(frozen=True)
