@@ -43,6 +43,10 @@ def test_variants_change_only_what_they_name():
     assert ablation.train.losses.style_weight == 0.0
     assert ablation.train.losses.content_weight == reference.train.losses.content_weight == 1.0
     assert ablation.model == reference.model and ablation.data == reference.data
+    body_only = paper_comparison.cell_config(grid, paper_comparison.Cell("derain", "nafnet", "body-only", 1))
+    assert {key: value for key, value in body_only.model.options.items() if value != reference.model.options.get(key)} \
+        == {"use_feature_maps": False, "use_latent": False}
+    assert body_only.train == reference.train and body_only.data == reference.data
     origin = paper_comparison.cell_config(grid, paper_comparison.Cell("derain", "nafnet", "origin", 1))
     assert origin.data == reference.data and origin.model.name == "nafnet"
     assert origin.train == dataclasses.replace(reference.train, constyle_iters=None)
