@@ -130,12 +130,12 @@ def tables(records: Sequence[Record], order: Sequence[str] = ()) -> str:
                   "| vs constyle, held-out | validation PSNR when origin finished (origin: its final) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
         for variant, runs in variants.items():
-            first = runs[-1]  # the newest record: what the current code computes
+            newest = runs[-1]  # what the current code computes
             versus = " | ".join(_versus(runs, variants.get(name, []), variant == name)
                                 for name in ("origin", "constyle"))
             lines.append(
-                f"| {variant} | {first['parameters'] / 1e6:.2f} | {first['gflops_256']:.1f} | {len(runs)} "
-                f"| {first['iterations']} | {statistics.fmean(r['wall_hours'] for r in runs):.2f} "
+                f"| {variant} | {newest['parameters'] / 1e6:.2f} | {newest['gflops_256']:.1f} | {len(runs)} "
+                f"| {newest['iterations']} | {statistics.fmean(r['wall_hours'] for r in runs):.2f} "
                 f"| {_spread([mean_psnr(r, 'held_out') for r in runs])} "
                 f"| {_spread([mean_ssim(r, 'held_out') for r in runs], 4)} "
                 f"| {_spread([mean_psnr(r, 'check') for r in runs])} | {versus} "
