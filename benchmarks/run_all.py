@@ -92,8 +92,10 @@ def main() -> None:
         options = section_arguments(module, QUICK.get(key, []) if args.quick else [], args.threads)
         table = module.run(options, peak) if key == "inference" else module.run(options)
         minutes = (time.perf_counter() - started) / 60
-        blocks[key] = f"#### {title}\n\n{table}\n\n({minutes:.0f} min)"
+        blocks[key] = f"#### {title}\n\n{table}\n\n({minutes:.0f} min; {dt.date.today().isoformat()}, {cpu_name()})"
         print(blocks[key], flush=True)
+    if set(args.only) != set(SECTIONS):
+        del blocks["machine"]  # it describes the machine of a full run; each section names its own
     if not args.print_only:
         write_readme(blocks)
         print(f"wrote {README}")
