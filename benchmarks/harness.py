@@ -106,7 +106,8 @@ def cpu_name() -> str:
     flags = set((field("flags") or "").split())
     widest = next((label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
                                              ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), None)
-    details = [f"family {field('cpu family')} model {field('model')}" if field("cpu family") else None, widest]
+    family = field("cpu family")
+    details = [f"family {family} model {field('model')}" if family else None, widest]
     name = field("model name") or "unknown CPU"
     return f"{name} ({', '.join(d for d in details if d)})" if any(details) else name
 
