@@ -247,7 +247,7 @@ def test_auto_leaves_photos_it_is_not_sure_about_unchanged(tmp_path, noisy, monk
     assert result.model is None and result.detection is unsure
     assert (tmp_path / "out" / "noisy.png").read_bytes() == (tmp_path / "noisy.png").read_bytes()
     assert main(["restore", "--task", "auto", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "cli"), "-q"]) == 0
-    assert "not sure enough (below --min-confidence 0.5), copied unchanged" in capsys.readouterr().out
+    assert "not sure enough (below the minimum confidence 0.5), copied unchanged" in capsys.readouterr().out
     assert main(["restore", "--task", "auto", "--min-confidence", "0.45", "--tile", "0", str(tmp_path / "noisy.png"),
                  "-o", str(tmp_path / "cli2"), "-q"]) == 0
     assert "restored with the bundled model denoise" in capsys.readouterr().out
@@ -259,17 +259,6 @@ def test_auto_leaves_photos_it_is_not_sure_about_unchanged(tmp_path, noisy, monk
     assert "expected a probability from 0 to 1, got '2'" in capsys.readouterr().err
     assert main(["restore", "--task", "denoise", "--min-confidence", "0.3", str(tmp_path / "noisy.png")]) == 2
     assert "--min-confidence applies to --task auto only" in capsys.readouterr().err
-
-
-def test_a_photo_needing_a_model_nobody_has_fails_alone(tmp_path, clean, monkeypatch):
-    import irconstyle.restoration as restoration
-
-    dark = np.rint(D.degrade(image_to_float(clean), "enhance", "high", 0).image * 255).astype(np.uint8)
-    write_image(tmp_path / "dark.png", dark)
-    monkeypatch.setattr(restoration, "detect", lambda image, device: Detection("enhance", 0.9, {}, None))
-    (result,) = restore_files([tmp_path / "dark.png"], tmp_path / "out", task="auto")
-    assert result.error.startswith(str(tmp_path / "dark.png")) and "irconstyle install" in result.error
-    assert not (tmp_path / "out" / "dark.png").exists()
 
 
 # --- accuracy ---------------------------------------------------------------------------------------------------
@@ -438,3 +427,22 @@ def test_the_calibration_fit_recovers_a_known_class_prior():
     # the prior (centred); 2000 samples a class put the estimate within a few hundredths of it
     assert bias.sum().abs() < 1e-9
     torch.testing.assert_close(bias, prior - prior.mean(), atol=0.05, rtol=0)
+
+
+def test_auto_copies_a_photo_whose_task_no_model_restores_and_counts_it(tmp_path, noisy, monkeypatch, capsys):
+    import irconstyle.restoration as restoration
+
+    dark = Detection("enhance", 0.8, {name: 0.8 if name == "enhance" else 0.2 / (len(CLASSES) - 1) for name in CLASSES},
+                     None)
+    monkeypatch.setattr(restoration, "detect", lambda image, device: dark)
+    write_image(tmp_path / "dark.png", noisy)
+    (result,) = restore_files([tmp_path / "dark.png"], tmp_path / "out", task="auto")
+    assert result.error is None and result.model is None
+    assert "npm pack @upscalerjs/maxim-enhancement" in result.copied_because
+    assert (tmp_path / "out" / "dark.png").read_bytes() == (tmp_path / "dark.png").read_bytes()
+    (tmp_path / "broken.png").write_bytes(b"")
+    assert main(["restore", "--task", "auto", str(tmp_path / "dark.png"), str(tmp_path / "broken.png"),
+                 "-o", str(tmp_path / "cli")]) == 1
+    out = capsys.readouterr().out
+    assert "detected enhance 0.80: no model restores 'enhance'" in out and "copied unchanged" in out
+    assert f"restored 0 of 2 image(s) into {tmp_path / 'cli'} (1 copied unchanged, 1 failed)" in out

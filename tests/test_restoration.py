@@ -61,6 +61,19 @@ def test_restore_files_never_overwrites_inputs(model_file, photos):
     assert (photos / "a.png").read_bytes() == before
 
 
+def test_inputs_sharing_a_name_are_refused_before_anything_is_written(model_file, photos, tmp_path, capsys):
+    other = tmp_path / "other"
+    write_image(other / "a.png", np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"a\.png and .*other/a\.png would both be written to .*out/a\.png"):
+        restore_files([photos, other], tmp_path / "out", model=model_file)
+    assert not (tmp_path / "out").exists()
+    assert main(["restore", str(photos / "a.png"), str(other / "a.png"), "-o", str(tmp_path / "out"),
+                 "--model", str(model_file), "-q"]) == 2
+    assert "separate output folders" in capsys.readouterr().err
+    twice = restore_files([photos / "a.png", (photos / "a.png").resolve()], tmp_path / "out", model=model_file)
+    assert [result.error for result in twice] == [None]
+
+
 def test_expand_inputs_takes_files_folders_and_globs(photos):
     assert [p.name for p in expand_inputs([str(photos / "*.png"), photos / "a.png"])] == [
         "a.png", "broken.png", "deep.png"]

@@ -231,7 +231,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     def on_file(result) -> None:
         images.update(1)
         if result.detection is not None:
-            tqdm.write(_auto_decision(result, min_confidence))
+            tqdm.write(_auto_decision(result))
         if result.error:
             failures.append(result)
             tqdm.write(f"irconstyle restore: {result.error}", file=sys.stderr)
@@ -262,10 +262,19 @@ def _run_restore(args: argparse.Namespace) -> int:
         return 2
     finally:
         images.close()
-    restored = len(results) - len(failures)
     if not args.quiet:
-        print(f"restored {restored} of {len(results)} image(s) into {args.output}")
+        print(_restore_summary(results, args.output))
     return 1 if failures else 0
+
+
+def _restore_summary(results, output: str) -> str:
+    """``restored 2 of 4 image(s) into out (1 copied unchanged, 1 failed)``."""
+    copied = sum(1 for result in results if result.copied_because)
+    failed = sum(1 for result in results if result.error)
+    others = ", ".join(text for count, text in ((copied, f"{copied} copied unchanged"), (failed, f"{failed} failed"))
+                       if count)
+    restored = len(results) - copied - failed
+    return f"restored {restored} of {len(results)} image(s) into {output}" + (f" ({others})" if others else "")
 
 
 def _describe_detection(detection) -> str:
@@ -273,16 +282,13 @@ def _describe_detection(detection) -> str:
     return f"{detection.task} {detection.confidence:.2f}{level}"
 
 
-def _auto_decision(result, min_confidence: float) -> str:
+def _auto_decision(result) -> str:
     """One line saying what ``--task auto`` decided for a file."""
     found = _describe_detection(result.detection)
     if result.error:
         return f"{result.source}: detected {found}; not restored"
-    if result.model is None and result.detection.task == "none":
-        return f"{result.source}: detected {found}: judged clean, copied unchanged to {result.output}"
-    if result.model is None:
-        return (f"{result.source}: detected {found}: not sure enough (below --min-confidence {min_confidence:g}), "
-                f"copied unchanged to {result.output}")
+    if result.copied_because:
+        return f"{result.source}: detected {found}: {result.copied_because}, copied unchanged to {result.output}"
     return f"{result.source}: detected {found}: restored with the {result.model_origin} model {result.model}"
 
 

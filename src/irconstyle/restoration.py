@@ -25,6 +25,7 @@ from irconstyle.data.io import (
 from irconstyle.detect import (
     AUTO_MIN_CONFIDENCE,
     Detection,
+    NoModelForTask,
     check_min_confidence,
     choose_model,
     detect,
@@ -124,8 +125,8 @@ def _restore_array(network: ModelDescriptor, array: np.ndarray, device, options:
 @dataclass(frozen=True)
 class FileResult:
     """The outcome for one input file: where it went, or why it failed; with ``task="auto"`` also what was
-    detected and which model restored it (``model`` None: judged clean, or not sure enough, and copied
-    unchanged)."""
+    detected and which model restored it, or why it was copied unchanged (``copied_because``: judged clean,
+    not sure enough, or no model for the detected task)."""
 
     source: Path
     output: Path | None = None
@@ -133,6 +134,7 @@ class FileResult:
     detection: Detection | None = None
     model: str | None = None
     model_origin: str | None = None
+    copied_because: str | None = None
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -150,6 +152,16 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             found.append(Path(item))
     return list(dict.fromkeys(found))
+
+
+def check_distinct_outputs(sources: Sequence[Path], output_dir: Path) -> None:
+    """Refuse two inputs with one file name (from different folders): their outputs would overwrite each other."""
+    first_with_name: dict[str, Path] = {}
+    for source in sources:
+        other = first_with_name.setdefault(source.name, source)
+        if other.resolve() != source.resolve():
+            raise ValueError(f"{other} and {source} would both be written to {output_dir / source.name}; "
+                             "restore them into separate output folders")
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
@@ -179,8 +191,9 @@ def restore_files(
     A file that cannot be read is reported in its :class:`FileResult` and the others still restore. Inputs are
     never overwritten. ``compare`` also writes ``<name>_compare.png`` (input | restored). ``task="auto"``
     detects each file's degradation and restores it with the model for it; a file judged clean, or detected
-    with less than ``min_confidence``, is copied unchanged (byte for byte, so it decodes to exactly the same
-    pixels).
+    with less than ``min_confidence``, or needing a task no installed or bundled model restores, is copied
+    unchanged (byte for byte, so it decodes to exactly the same pixels). Inputs from different folders that share
+    a file name are refused (ValueError) before anything is written.
     """
     auto = task == AUTO
     if auto:
@@ -193,10 +206,12 @@ def restore_files(
         check_tiling(network, tile, tile_overlap)
         check_precision(torch.device(device), precision, network)
     output_dir = Path(output_dir)
+    sources = expand_inputs(inputs)
+    check_distinct_outputs(sources, output_dir)
     results = []
-    for source in expand_inputs(inputs):
+    for source in sources:
         target = output_dir / source.name
-        detection = choice = None
+        detection = choice = copied_because = None
         try:
             if target.resolve() == source.resolve():
                 raise ImageReadError(f"{source}: output would overwrite the input; choose another output folder")
@@ -205,8 +220,17 @@ def restore_files(
             if auto:
                 detection = detect(pixels, device=device)
                 detected = task_to_restore(detection, min_confidence)
-                if detected is not None:
-                    choice = choose_model(detected)
+                if detection.task == "none":
+                    copied_because = "judged clean"
+                elif detected is None:
+                    copied_because = f"not sure enough (below the minimum confidence {min_confidence:g})"
+                else:
+                    try:
+                        choice = choose_model(detected)
+                    except NoModelForTask as error:
+                        copied_because = str(error)
+                        detected = None
+                if choice is not None:
                     if choice.model not in networks:
                         networks[choice.model] = resolve(choice.model, choice.task, device)
                         check_tiling(networks[choice.model], tile, tile_overlap)
@@ -223,7 +247,7 @@ def restore_files(
                 write_image(target, restored)
                 if compare:
                     write_image(output_dir / f"{source.stem}_compare.png", side_by_side(pixels, restored))
-            result = FileResult(source, output=target, detection=detection,
+            result = FileResult(source, output=target, detection=detection, copied_because=copied_because,
                                 model=choice.model if choice else None, model_origin=choice.origin if choice else None)
         except (ImageReadError, ValueError, OSError) as error:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
