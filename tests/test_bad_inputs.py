@@ -226,3 +226,48 @@ def test_a_pickle_that_is_not_a_checkpoint_is_one_line(tmp_path):
         irconstyle.load_checkpoint(irconstyle.build_model("nafnet", **TINY_NAFNET), path)
     expected = f"{path}: expected a state dict (optionally under 'params_ema', 'params', 'state_dict' …)"
     assert str(raised.value) == expected
+
+
+# --- options and output paths: refused before any work ----------------------------------------------------------
+
+@pytest.mark.parametrize("option, problem", [
+    (["--device", "gpu"], "unknown device 'gpu'; use cpu, cuda or cuda:N"),
+    (["--device", "cuda:x"], "unknown device 'cuda:x'"),
+    (["--threads", "0"], "argument --threads: expected at least 1, got 0"),
+    (["--threads", "-1"], "argument --threads: expected at least 1, got -1"),
+])
+def test_bad_device_or_threads_is_an_argument_error(tmp_path, capsys, option, problem):
+    write_image(tmp_path / "a.png", RGB)
+    with pytest.raises(SystemExit) as raised:
+        main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *option])
+    assert raised.value.code == 2 and problem in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU")
+def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["detect", str(tmp_path / "a.png"), "--device", "cuda"])
+    assert "has no CUDA, or no GPU is visible; use cpu" in capsys.readouterr().err
+
+
+def test_unwritable_outputs_fail_before_the_work(tmp_path):
+    write_image(tmp_path / "gt" / "a.png", RGB)
+    a_file = tmp_path / "file.png"
+    write_image(a_file, RGB)
+    model = tmp_path / "tiny.safetensors"
+    irconstyle.save(irconstyle.build("nafnet", **TINY_NAFNET), model)
+    runs = {
+        "restore": ("restore", str(a_file), "-o", str(a_file), "--model", str(model), "-q"),
+        "eval": ("eval", "--model", str(model), "--gt", str(tmp_path / "gt"), "--degrade", "denoise:25",
+                 "--csv", str(a_file / "scores.csv"), "-q"),
+        "degrade": ("degrade", str(tmp_path / "gt"), str(a_file / "pairs"), "--task", "denoise", "-q"),
+        "export": ("export", str(model), str(a_file / "model.onnx")),
+    }
+    for command, argv in runs.items():
+        code, lines = _run(*argv)
+        assert code == 2 and len(lines) == 1, (command, lines)
+        assert lines[0].startswith(f"irconstyle {command}: {a_file}/"), lines
+        assert lines[0].endswith(f": cannot be written ({a_file} is a file, not a folder)"), lines
+    code, lines = _run("eval", "--model", str(model), "--gt", str(tmp_path / "gt"), "--degrade", "denoise:25",
+                       "--csv", str(tmp_path / "gt"), "-q")
+    assert (code, lines) == (2, [f"irconstyle eval: {tmp_path / 'gt'}: is a folder; give a file name"])

@@ -167,11 +167,34 @@ def _add_restore_parser(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× slower)")
     restore.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                          help="bf16 on GPU or CPUs with fast bf16 (warns where slower), fp16 on GPU; default fp32")
-    restore.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    restore.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    restore.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    restore.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
     restore.add_argument("--compare", action="store_true", help="also write NAME_compare.png (input | restored)")
-    restore.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    restore.add_argument("--quiet", "-q", action="store_true",
+                         help="no progress bars and no summary line (errors, and --task auto's decisions, still print)")
     restore.set_defaults(handler=_run_restore)
+
+
+def _device(text: str) -> str:
+    """``--device`` values: a device this machine has (checked here, so that a missing GPU is one line)."""
+    from irconstyle.inference import check_device
+
+    try:
+        check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _positive_int(text: str) -> int:
+    """``--threads`` values: a whole number from 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
 
 
 def _probability(text: str) -> float:
@@ -204,7 +227,7 @@ def _run_restore(args: argparse.Namespace) -> int:
 
     from irconstyle.detect import AUTO_MIN_CONFIDENCE
     from irconstyle.models.checkpoint import CheckpointError
-    from irconstyle.restoration import expand_inputs, resolve, restore_files
+    from irconstyle.restoration import check_outputs, expand_inputs, resolve, restore_files
     from irconstyle.runtime import retain_freed_memory
 
     retain_freed_memory()
@@ -222,6 +245,7 @@ def _run_restore(args: argparse.Namespace) -> int:
         if args.min_confidence is not None and not auto:
             raise ValueError("--min-confidence applies to --task auto only")
         network = None if auto else resolve(args.model, args.task, args.device)
+        check_outputs(files, args.output)
     except (CheckpointError, ValueError) as error:
         print(f"irconstyle restore: {error}", file=sys.stderr)
         return 2
@@ -304,7 +328,7 @@ def _add_detect_parser(commands: argparse._SubParsersAction) -> None:
     detect.add_argument("--json", action="store_true",
                         help='print a JSON list of {"file", "task", "scores", "level" (for denoise)} instead')
     detect.add_argument("--model", help="another degradation classifier (.safetensors) instead of the bundled one")
-    detect.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    detect.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     detect.set_defaults(handler=_run_detect)
 
 
@@ -533,8 +557,9 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--tile", type=_tile_size, default="auto",
                           help="restore in tiles of N×N pixels; 'auto' (default) as restore does; 0 whole images")
     evaluate.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations")
-    evaluate.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                          help="as restore's: bf16 on GPU or CPUs with fast bf16, fp16 on GPU; default fp32")
+    evaluate.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     evaluate.add_argument("--csv", help="also write per-image and mean scores (with --preset: each model's mean "
                           "per set) to this CSV file")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="print only the means")
@@ -569,6 +594,7 @@ def _model_label(model: str) -> str:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from irconstyle.atomic import check_writable
     from irconstyle.data.datasets import DatasetError
     from irconstyle.data.io import ImageReadError
     from irconstyle.evaluation import evaluate, parse_degradation
@@ -586,6 +612,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     score_on = "padded" if args.score_padded else "cropped"
     try:
+        if args.csv:
+            check_writable(args.csv)  # before the evaluation, not after it
         _check_eval_sources(args)
         if args.preset:
             return _run_eval_preset(args, score_on)
@@ -616,6 +644,7 @@ def _run_eval_preset(args: argparse.Namespace, score_on: str) -> int:
     """``eval --preset``: every model on every set found, then the table and each set's protocol line."""
     import csv
 
+    from irconstyle.atomic import atomic_write
     from irconstyle.evaluation import evaluate_preset, preset_table
     from irconstyle.restoration import resolve
 
@@ -643,7 +672,7 @@ def _run_eval_preset(args: argparse.Namespace, score_on: str) -> int:
         else:
             print(f"{result.set.name}: protocol: {result.report.description}")
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
+        with atomic_write(Path(args.csv)) as temporary, open(temporary, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["model", "set", "folder", "images", "psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"])
             for label, results in rows.items():
@@ -726,8 +755,8 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
                        help="largest upload accepted, in MB (default 200)")
     serve.add_argument("--max-megapixels", type=_positive_number, default=80,
                        help="largest photo accepted, in megapixels (default 80)")
-    serve.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    serve.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    serve.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    serve.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
     serve.set_defaults(handler=_run_serve)
 
 

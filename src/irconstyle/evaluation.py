@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from irconstyle.atomic import atomic_write
 from irconstyle.data.datasets import DatasetError, ImagePair, align_clean, list_images, pair_folders
 from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, image_to_tensor, read_image, tensor_to_image
@@ -46,7 +47,7 @@ class EvaluationReport:
         return {name: float(np.mean([getattr(score, name) for score in self.scores])) for name in fields}
 
     def write_csv(self, path: str | os.PathLike) -> None:
-        with open(path, "w", newline="") as handle:
+        with atomic_write(Path(path)) as temporary, open(temporary, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(asdict(self.scores[0])))
             writer.writeheader()
             writer.writerows(asdict(score) for score in self.scores)

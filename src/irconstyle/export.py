@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from irconstyle.atomic import atomic_write
+from irconstyle.atomic import atomic_write, check_writable
 from irconstyle.models.maxim import MaximMultiStage
 from irconstyle.models.nafnet import NAFNet
 from irconstyle.zoo.descriptor import ModelDescriptor, describe
@@ -164,10 +164,10 @@ def export_model(model: nn.Module | ModelDescriptor, path: str | os.PathLike, *,
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    path = check_writable(path)  # before a trace that can take minutes
     descriptor = describe(model)
     network = descriptor.model.cpu().eval()
     architecture, multiple = descriptor.architecture, descriptor.size_multiple
-    path = Path(path)
     if format == "pt2":
         smallest = _write_pt2(descriptor, path)
         step = multiple

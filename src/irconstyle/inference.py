@@ -31,6 +31,27 @@ AUTO_TILE_ABOVE_PIXELS = 1024 * 1024
 DEFAULT_TILE_OVERLAP = 32
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` this torch build and machine can run on, else a one-line ValueError
+    (torch's own errors for an unknown name or a build without CUDA are assertions and tracebacks)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {str(device)!r}; use cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device}: this torch build ({torch.__version__}) has no CUDA, or no GPU is "
+                             "visible; use cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device}: there are {torch.cuda.device_count()} CUDA device(s), numbered from 0")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device}: MPS is not available here; use cpu")
+    elif parsed.type != "cpu":
+        raise ValueError(f"device {device}: irconstyle runs on cpu, cuda or mps")
+    return parsed
+
+
 def check_precision(device: torch.device, precision: str, model: Model | None = None) -> None:
     """Raise a clear ValueError for a precision this device (or the model, where given) cannot run."""
     if precision not in PRECISIONS:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from irconstyle.atomic import atomic_write
+from irconstyle.atomic import atomic_write, check_writable
 from irconstyle.data.io import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -154,14 +154,18 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def check_distinct_outputs(sources: Sequence[Path], output_dir: Path) -> None:
-    """Refuse two inputs with one file name (from different folders): their outputs would overwrite each other."""
+def check_outputs(sources: Sequence[Path], output_dir: str | os.PathLike) -> None:
+    """Refuse, before any work, an output folder that cannot be written (it is a file, or read-only) and two
+    inputs with one file name (from different folders), whose outputs would overwrite each other."""
+    output_dir = Path(output_dir)
     first_with_name: dict[str, Path] = {}
     for source in sources:
         other = first_with_name.setdefault(source.name, source)
         if other.resolve() != source.resolve():
             raise ValueError(f"{other} and {source} would both be written to {output_dir / source.name}; "
                              "restore them into separate output folders")
+    if sources:
+        check_writable(output_dir / sources[0].name)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
@@ -207,7 +211,7 @@ def restore_files(
         check_precision(torch.device(device), precision, network)
     output_dir = Path(output_dir)
     sources = expand_inputs(inputs)
-    check_distinct_outputs(sources, output_dir)
+    check_outputs(sources, output_dir)
     results = []
     for source in sources:
         target = output_dir / source.name

@@ -26,6 +26,7 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
+from irconstyle.atomic import atomic_write, check_writable
 from irconstyle.data.degradations import (
     DETECTION_CLASSES,
     Level,
@@ -521,6 +522,10 @@ def degrade_folder(
     for folder in (lq_dir, gt_dir):
         if not overwrite and folder.is_dir() and any(folder.iterdir()):
             raise DatasetError(f"{folder} is not empty; choose another output folder or allow overwriting")
+    try:
+        check_writable(out_dir / "degradations.json")
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
     records = {}
     for done, path in enumerate(images, start=1):
         pixels = read_image(path)
@@ -533,7 +538,8 @@ def degrade_folder(
         if progress is not None:
             progress(done, len(images), path)
     manifest = {"task": task, "level": level, "seed": seed, "images": records}
-    (out_dir / "degradations.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    with atomic_write(out_dir / "degradations.json") as temporary:
+        temporary.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
