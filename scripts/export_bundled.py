@@ -27,7 +27,7 @@ from safetensors import safe_open
 
 from irconstyle import ModelDescriptor, load, save
 from irconstyle.evaluation import evaluate
-from irconstyle.zoo.pretrained import BUNDLED
+from irconstyle.zoo.pretrained import BUNDLED, BUNDLED_FACTS
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "irconstyle" / "weights"
@@ -279,7 +279,7 @@ def main() -> None:
     stages = training_stages(args.run)
     summary, config = stages[-1], stages[-1]["config"]
     target = WEIGHTS / f"{args.task}.safetensors"
-    model = model.with_facts(task=args.task)
+    model = model.with_facts(task=args.task, description=BUNDLED[args.task].description, **BUNDLED_FACTS)
     save(model, target, metadata=training_record(stages))
 
     rows, count = score_table(model, args.task, args.val)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import irconstyle
 from irconstyle.models.detector import DegradationClassifier
+from irconstyle.zoo.pretrained import BUNDLED_FACTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "irconstyle" / "weights" / "detect.safetensors"
@@ -34,7 +35,7 @@ def main() -> None:
         raise SystemExit(f"{args.run}: its model is a {type(model).__name__}, not a degradation classifier")
     stages = training_stages(args.run)
     record = training_record(stages)
-    irconstyle.save(descriptor, TARGET, metadata={
+    irconstyle.save(descriptor.with_facts(**BUNDLED_FACTS), TARGET, metadata={
         "task": "detect",
         "description": "which degradation a photo has: " + ", ".join(model.classes),
         **record,

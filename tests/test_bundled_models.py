@@ -12,7 +12,7 @@ from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, read_image
 from irconstyle.metrics import psnr
 from irconstyle.restoration import TASKS, bundled_model_path, resolve, restore
-from irconstyle.zoo.pretrained import BUNDLED
+from irconstyle.zoo.pretrained import BUNDLED, BUNDLED_FACTS
 
 HELD_OUT = Path(__file__).parent / "assets" / "photos" / "val" / "chelsea.png"  # never in the training photos
 MINIMUM_GAIN_DB = {"denoise": 3.0, "derain": 1.0, "dehaze": 1.0, "deblur": 0.5}
@@ -45,6 +45,20 @@ _EXPORT = Path(__file__).resolve().parents[1] / "scripts" / "export_bundled.py"
 def card_placeholder_start() -> str:
     """How the card exporter's placeholder for an unwritten section begins."""
     return runpy.run_path(str(_EXPORT), run_name="export_bundled")["PLACEHOLDER"].split("{", 1)[0]
+
+
+@pytest.mark.parametrize("name", [*TASKS, "detect"])
+def test_every_bundled_file_records_its_licence_source_and_training(name, tmp_path):
+    from irconstyle import load
+    from irconstyle.export import export_model, read_export_metadata
+
+    descriptor = load(bundled_model_path("denoise").with_name(f"{name}.safetensors"))
+    assert (descriptor.licence, descriptor.source, descriptor.training_data) == tuple(BUNDLED_FACTS.values())
+    stages = descriptor.metadata["stages"]  # what scripts/export_bundled.py needs to export a later stage
+    assert sum(stage["iterations"] for stage in stages) == descriptor.metadata["iterations"]
+    if name == "deblur":  # small enough to export in a test; every export copies the descriptor's facts
+        metadata = read_export_metadata(export_model(descriptor, tmp_path / "deblur.onnx").path)
+        assert (metadata["licence"], metadata["source"]) == (BUNDLED_FACTS["licence"], BUNDLED_FACTS["source"])
 
 
 @pytest.mark.parametrize("name", [*TASKS, "detect"])

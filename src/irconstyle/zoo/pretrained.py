@@ -86,9 +86,13 @@ def _parameter_count(config_json: str) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-_BUNDLED_LICENCE = "MIT"
-_BUNDLED_SOURCE = "irconstyle, bundled with the package"
-_BUNDLED_DATA = "the offline photos of scripts/prepare_photos.py, degraded on the fly"
+BUNDLED_FACTS = {
+    "licence": "MIT",
+    "source": "irconstyle, bundled with the package",
+    "training_data": "the offline photos of scripts/prepare_photos.py, degraded on the fly",
+}
+"""What every bundled weights file records of itself (``scripts/export_bundled.py`` writes it), so that a copy
+installed under another name still says its licence and origin."""
 _BUNDLED_MS_PER_MEGAPIXEL = {"denoise": 4_799.0, "derain": 2_955.0, "dehaze": 4_699.0, "deblur": 2_955.0}
 _BUNDLED_DESCRIPTIONS = {
     "denoise": "Gaussian noise (σ up to 50), ConStyle + NAFNet, small",
@@ -100,8 +104,7 @@ _BUNDLED_DESCRIPTIONS = {
 BUNDLED: dict[str, PretrainedEntry] = {
     task: PretrainedEntry(
         name=task, kind="bundled", task=task, build_config=None,
-        licence=_BUNDLED_LICENCE, source=_BUNDLED_SOURCE, training_data=_BUNDLED_DATA,
-        description=_BUNDLED_DESCRIPTIONS[task], ms_per_megapixel=_BUNDLED_MS_PER_MEGAPIXEL[task],
+        **BUNDLED_FACTS, description=_BUNDLED_DESCRIPTIONS[task], ms_per_megapixel=_BUNDLED_MS_PER_MEGAPIXEL[task],
     )
     for task in TASKS
 }
