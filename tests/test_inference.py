@@ -100,7 +100,9 @@ def test_auto_tile_uses_the_native_tile_of_the_weights_at_every_size():
     assert resolve_tile(model, "auto", 24, 24) == 32  # smaller than a tile: restored whole all the same
     assert resolve_tile(model, "auto", 64, 64) == 32
     assert resolve_tile(model, 48, 64, 64) == 48 and resolve_tile(model, None, 64, 64) is None
+    assert resolve_tile(model, 0, 64, 64) is None  # 0 is whole images, as --tile 0 is
     image = torch.rand(1, 3, 72, 100)
+    torch.testing.assert_close(restore_tensor(model, image, tile=0), restore_tensor(model, image, tile=None))
     torch.testing.assert_close(restore_tensor(model, image, tile="auto", tile_overlap=8),
                                restore_tensor(model, image, tile=32, tile_overlap=8))
     # The default overlap (32) shrinks to half of a tile smaller than 64; an explicit one is checked as given.

@@ -18,7 +18,7 @@ from torch import nn
 from irconstyle.zoo.descriptor import PRECISIONS, ModelDescriptor, describe
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles total); called with 0 done before the first
-Tile = int | Literal["auto"] | None
+Tile = int | Literal["auto"] | None  # a tile size in pixels, "auto" (see resolve_tile), or 0 / None: whole images
 
 Model = ModelDescriptor | nn.Module  # a bare module is described by its architecture (see zoo.describe)
 
@@ -175,7 +175,7 @@ def resolve_tile(model: Model, tile: Tile, height: int, width: int) -> int | Non
     ConStyle's latent) see statistics of a whole photo that training never showed them.
     """
     if tile != "auto":
-        return tile
+        return tile or None
     descriptor = describe(model)
     if descriptor.native_tile or height * width > AUTO_TILE_ABOVE_PIXELS:
         return _auto_tile_size(descriptor)
@@ -189,7 +189,7 @@ def _auto_tile_size(descriptor: ModelDescriptor) -> int:
 
 def check_tiling(model: Model, tile: Tile, tile_overlap: int | None) -> None:
     """Raise a clear ValueError for tile options this model cannot use."""
-    if tile is None:
+    if tile is None or (type(tile) is int and tile == 0):
         return
     descriptor = describe(model)
     if tile == "auto":

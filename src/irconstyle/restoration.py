@@ -68,7 +68,7 @@ def restore(
     tensor in [0, 1] shaped 3×H×W or B×3×H×W. ``model`` is a descriptor, a module, a pretrained name (a bundled
     task name, an installed model) or a ``.safetensors`` path; by default the bundled model for ``task``.
     ``tile``: a tile size, ``"auto"`` (the default: the model's native tile if it has one, else tiles for
-    images over a megapixel, see :func:`irconstyle.inference.resolve_tile`) or None (whole image).
+    images over a megapixel, see :func:`irconstyle.inference.resolve_tile`) or 0 / None (whole image).
     ``task="auto"`` detects the degradation first (:func:`irconstyle.detect`) and restores with the model
     for it; an image judged clean, or whose detected task has a probability under ``min_confidence``
     (:data:`irconstyle.detect.AUTO_MIN_CONFIDENCE` by default), comes back as an unchanged copy.

@@ -24,8 +24,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import spandrel
 import torch
+
+try:
+    import spandrel
+except ImportError as error:  # spandrel itself, or torchvision, which spandrel imports
+    raise ImportError(f"irconstyle.spandrel needs spandrel and torchvision (`pip install spandrel torchvision`, "
+                      f"with the torchvision build that matches your torch): {error}") from error
 from torch import nn
 
 from irconstyle.models.detection import family_in_our_layout, inference_state, read_our_layout

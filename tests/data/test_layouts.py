@@ -82,6 +82,15 @@ def test_input_target_folders(tmp_path):
     assert _triples(tmp_path) == [("1.png", "input/1.png", "target/1.png"), ("2.png", "input/2.png", "target/2.png")]
 
 
+def test_what_irconstyle_degrade_writes_reads_back_as_lq_gt(tmp_path):
+    from irconstyle.data.datasets import degrade_folder
+
+    _write(tmp_path / "clean", "a.png", "b.png")
+    degrade_folder(tmp_path / "clean", tmp_path / "pairs", "denoise")
+    assert detect_layout(tmp_path / "pairs").name == "lq-gt"
+    assert _triples(tmp_path / "pairs") == [("a.png", "lq/a.png", "gt/a.png"), ("b.png", "lq/b.png", "gt/b.png")]
+
+
 def test_a_clean_only_folder_has_no_degraded_images(tmp_path):
     _write(tmp_path, "kodim01.png", "kodim02.png")
     layout = detect_layout(tmp_path)

@@ -72,15 +72,24 @@ def _named(pairs: list[ImagePair], root: Path) -> list[BenchmarkImage]:
     return [BenchmarkImage(pair.lq.relative_to(root).as_posix(), pair.gt, pair.lq) for pair in pairs]
 
 
-# --- input/ + target/ (the Restormer / MPRNet downloads of Rain100H/L, Test100/1200/2800, GoPro, HIDE, RealBlur)
+# --- two sibling folders paired by file stem: input/ + target/ (the Restormer / MPRNet downloads of Rain100H/L,
+# Test100/1200/2800, GoPro, HIDE, RealBlur) and lq/ + gt/ (`irconstyle degrade`, BasicSR's paired folders)
 
 
-def _input_target_matches(root: Path) -> bool:
-    return (root / "input").is_dir() and (root / "target").is_dir()
+Matches = Callable[[Path], bool]
+Images = Callable[[Path], list[BenchmarkImage]]
 
 
-def _input_target_images(root: Path) -> list[BenchmarkImage]:
-    return [BenchmarkImage(pair.lq.name, pair.gt, pair.lq) for pair in pair_folders(root / "input", root / "target")]
+def _sibling_folders(lq_name: str, gt_name: str) -> tuple[Matches, Images]:
+    """The ``matches`` and ``images`` of a layout of two folders, ``lq_name/<name>`` against ``gt_name/<name>``."""
+
+    def matches(root: Path) -> bool:
+        return (root / lq_name).is_dir() and (root / gt_name).is_dir()
+
+    def images(root: Path) -> list[BenchmarkImage]:
+        return [BenchmarkImage(pair.lq.name, pair.gt, pair.lq) for pair in pair_folders(root / lq_name, root / gt_name)]
+
+    return matches, images
 
 
 # --- Rain100H / Rain100L: rain-NNN (degraded) and norain-NNN (clean), in one folder or in subfolders
@@ -226,7 +235,9 @@ LAYOUTS: dict[str, FolderLayout] = {
         FolderLayout("hide", "test/test-close-ups/<name> + test/test-long-shot/<name> against GT/<name> "
                      "(HIDE_dataset; its training images in GT/ are left out)", _hide_matches, _hide_images),
         FolderLayout("input-target", "input/<name> + target/<name> (Restormer's downloads)",
-                     _input_target_matches, _input_target_images),
+                     *_sibling_folders("input", "target")),
+        FolderLayout("lq-gt", "lq/<name> + gt/<name> (`irconstyle degrade`'s output, BasicSR's paired folders)",
+                     *_sibling_folders("lq", "gt")),
         FolderLayout("rain14000", "rainy_image/<id>_<k> + ground_truth/<id> (Rain14000)",
                      _rain14000_matches, _rain14000_images),
         FolderLayout("rain100", "rain-NNN + norain-NNN, together or in subfolders (Rain100H/L)",
