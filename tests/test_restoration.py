@@ -108,3 +108,16 @@ def test_cli_convert_turns_an_authors_checkpoint_into_a_model(tmp_path, referenc
     with torch.inference_mode():
         restored = model(torch.from_numpy(reference["input"]))
     assert (restored - torch.from_numpy(reference["output"])).abs().max() < 1e-4
+
+
+def test_messages_name_what_to_give(model_file, photos, tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown task 'bogus'; choose one of denoise, derain, dehaze, deblur or auto"):
+        restore(np.zeros((8, 8, 3), np.uint8), task="bogus")
+    assert main(["convert", str(model_file), str(tmp_path / "x.safetensors")]) == 2
+    assert "already an irconstyle model; use it with --model" in capsys.readouterr().err
+    assert main(["eval", "--model", str(model_file), "--gt", str(photos)]) == 2
+    assert "--gt needs its degraded inputs: --lq" in capsys.readouterr().err
+    assert main(["eval", "--model", str(model_file), "--gt", str(photos), "--degrade", "foo:25"]) == 2
+    assert "unknown task 'foo'" in capsys.readouterr().err
+    assert main(["degrade", str(photos), str(tmp_path / "d"), "--task", "denoise", "--param", "sigma=abc"]) == 2
+    assert "denoise parameter 'sigma': expected a number, a range or a list, got 'abc'" in capsys.readouterr().err

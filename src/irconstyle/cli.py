@@ -14,7 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irconstyle", description="IRConStyle image restoration.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    models = commands.add_parser("models", help="list the architectures and the pretrained models (installed or not)")
+    models = commands.add_parser(
+        "models", help="list the architectures and the pretrained models (installed or not)",
+        description="List the architectures irconstyle.build knows and every pretrained model: task, parameters, "
+        "speed (milliseconds per megapixel), licence, and whether it is installed or how to get it.",
+    )
     models.set_defaults(handler=_run_models)
     _add_train_parser(commands)
     _add_config_parser(commands)
@@ -409,6 +413,9 @@ def _run_convert(args: argparse.Namespace) -> int:
     try:
         if len(args.items) == 2:
             source, output = args.items
+            if Path(source).suffix == ".safetensors":
+                raise ValueError(f"{source}: already an irconstyle model; use it with --model {source}, or "
+                                 f"`irconstyle install {source}` to give it a name")
             if Path(source).suffix in (".pth", ".pt", ".ckpt"):
                 if args.arguments:
                     raise ValueError("--arg needs the authors' architecture: irconstyle convert ARCHITECTURE "
@@ -453,7 +460,7 @@ def _run_install(args: argparse.Namespace) -> int:
             print(f"irconstyle install: {error}", file=sys.stderr)
             failures += 1
             continue
-        print(f"installed {entry.name}: {entry.description or entry.path} -> {entry.path}")
+        print(f"installed {entry.name}: {entry.description or source} -> {entry.path}")
     return 1 if failures else 0
 
 
@@ -583,6 +590,9 @@ def _check_eval_sources(args: argparse.Namespace) -> None:
         raise ValueError("give --gt (with --lq for paired folders) or --root (a benchmark folder as distributed)")
     if args.lq and args.root:
         raise ValueError("--lq pairs with --gt; --root holds its own degraded images")
+    if args.gt and not (args.lq or args.degrade or args.protocol):
+        raise ValueError("--gt needs its degraded inputs: --lq (a folder paired by file stem), --degrade TASK:LEVEL "
+                         "or --protocol (a noise protocol)")
     if args.layout and not args.root:
         raise ValueError("--layout names the layout of --root; --gt and --lq pair by file stem")
 

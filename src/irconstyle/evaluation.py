@@ -16,6 +16,7 @@ from torch import nn
 
 from irconstyle.atomic import atomic_write
 from irconstyle.data.datasets import DatasetError, ImagePair, align_clean, list_images, pair_folders
+from irconstyle.data.degradations import TASKS as DEGRADATION_TASKS
 from irconstyle.data.degradations import degrade
 from irconstyle.data.io import float_to_image, image_to_float, image_to_tensor, read_image, tensor_to_image
 from irconstyle.data.layouts import BenchmarkImage, scan_benchmark_folder
@@ -76,6 +77,8 @@ def parse_degradation(text: str, *, quantize_bits: int | None = None) -> tuple[s
     task, separator, level = text.partition(":")
     if not separator or not level:
         raise ValueError(f"degradation {text!r} is not TASK:LEVEL, e.g. denoise:25 or derain:high")
+    if task not in DEGRADATION_TASKS:
+        raise ValueError(f"degradation {text!r}: unknown task {task!r}; known: {', '.join(DEGRADATION_TASKS)}")
     try:
         sigma = float(level)
     except ValueError:

@@ -73,6 +73,7 @@ def restore(
     for it; an image judged clean, or whose detected task has a probability under ``min_confidence``
     (:data:`irconstyle.detect.AUTO_MIN_CONFIDENCE` by default), comes back as an unchanged copy.
     """
+    _check_task(task, model)
     if task == AUTO:
         _check_no_model_with_auto(model)
         detected = task_to_restore(detect(image, device=device), min_confidence)
@@ -95,6 +96,12 @@ def restore(
     if isinstance(image, np.ndarray):
         return _restore_array(network, image, device, options)
     raise TypeError(f"restore takes a numpy array, a PIL image or a tensor, not {type(image).__name__}")
+
+
+def _check_task(task: str, model: object) -> None:
+    """A task names a bundled model or auto where no model is given (with a model, the task is not used)."""
+    if model is None and task != AUTO and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)} or {AUTO}")
 
 
 def _check_no_model_with_auto(model: object) -> None:
@@ -199,6 +206,7 @@ def restore_files(
     unchanged (byte for byte, so it decodes to exactly the same pixels). Inputs from different folders that share
     a file name are refused (ValueError) before anything is written.
     """
+    _check_task(task, model)
     auto = task == AUTO
     if auto:
         _check_no_model_with_auto(model)

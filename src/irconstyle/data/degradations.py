@@ -470,6 +470,9 @@ def sample_parameters(task: str, level: Level, rng: np.random.Generator | int) -
     unknown = sorted(set(overrides) - set(known))
     if unknown:
         raise ValueError(f"unknown {task} parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for name, value in overrides.items():  # only deblur's kind is a word; every other parameter is a number
+        if isinstance(value, str) and not isinstance(known[name], str):
+            raise ValueError(f"{task} parameter {name!r}: expected a number, a range or a list, got {value!r}")
     specs = {**known, **overrides}
     drawn = {"level": base}
     drawn.update({name: _draw(name, spec, generator) for name, spec in specs.items()})
