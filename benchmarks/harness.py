@@ -26,6 +26,22 @@ from pathlib import Path
 import torch
 
 CLOCK_SOURCE = Path(__file__).with_name("clock.c")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shipped_denoiser_config() -> Path:
+    """The config of the shipped denoiser's last training stage, named in its weights' metadata: its architecture
+    is the one users restore with, and its batch and patch size the ones it trained at."""
+    from safetensors import safe_open
+
+    from irconstyle.zoo.pretrained import BUNDLED
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from export_bundled import config_file
+
+    with safe_open(BUNDLED["denoise"].path, "pt") as handle:
+        name = json.loads(handle.metadata()["config"])
+    return ROOT / config_file({"name": name})
 
 
 @dataclass

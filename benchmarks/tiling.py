@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Tile size for the default denoiser: time per megapixel and peak memory of tiled restores.
 
-The architecture is the bundled denoiser's (``configs/bundled/denoise.yaml``; speed and memory do not depend
-on the weights). Time per megapixel: a 1920×1080 image restored whole and in tiles of several sizes (overlap
+The architecture is the shipped denoiser's (from its last training stage's config; speed and memory do not
+depend on the weights). Time per megapixel: a 1920×1080 image restored whole and in tiles of several sizes (overlap
 32), interleaved in one process, medians, at ``--threads`` (wall-clock) and at 1 thread (thread CPU time).
 Peak memory: a 3840×2160 uint8 photo restored through :func:`irconstyle.restore` in a fresh subprocess per
 tile size, with freed memory retained as the ``irconstyle`` command does; peak RSS from ``getrusage``
@@ -18,24 +18,30 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from harness import interleaved, load_average, peak_memory_mb, run_fresh_child, use_threads
+from harness import (
+    ROOT,
+    interleaved,
+    load_average,
+    peak_memory_mb,
+    run_fresh_child,
+    shipped_denoiser_config,
+    use_threads,
+)
 from irconstyle import build_model
 from irconstyle.inference import AUTO_TILE, AUTO_TILE_ABOVE_PIXELS, restore_tensor
 from irconstyle.restoration import restore
 from irconstyle.runtime import retain_freed_memory
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "bundled" / "denoise.yaml"
 OVERLAP = 32
 
 
 def default_denoiser() -> torch.nn.Module:
-    model = yaml.safe_load(CONFIG.read_text())["model"]
+    model = yaml.safe_load(shipped_denoiser_config().read_text())["model"]
     return build_model(model["name"], **model.get("options", {})).eval()
 
 
@@ -90,7 +96,8 @@ def run(args: argparse.Namespace) -> str:
     print("  tiling: speed done", flush=True)
     memory = {} if args.no_memory else {tile: peak_rss(tile, 2160, 3840, args.threads) for tile in args.tiles}
     lines = [
-        f"Default denoiser architecture ({CONFIG.relative_to(CONFIG.parents[2])}), overlap {OVERLAP}. Time: "
+        f"The shipped denoiser's architecture ({shipped_denoiser_config().relative_to(ROOT)}), overlap {OVERLAP}. "
+        "Time: "
         f"1920×1080, median of {args.repeat}, interleaved; peak RSS: 3840×2160 uint8 photo through "
         f"`irconstyle.restore` in a fresh process (load average {load} at the start, {load_average()} at the "
         "end).",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Does ``torch.compile`` pay on this CPU? Compile time against the time it saves per image.
 
-For the bundled denoiser's architecture and ConStyleNAFNet at paper size (batch 1, 256×256, fp32): the first
+For the shipped denoiser's architecture and ConStyleNAFNet at paper size (batch 1, 256×256, fp32): the first
 call of ``torch.compile(model)`` (Inductor, default mode) with a cold cache (a fresh
 ``TORCHINDUCTOR_CACHE_DIR``), the same with Inductor's ``freezing`` (weights folded in as constants, convolution
 weights prepacked for oneDNN), and then the eager and compiled forwards interleaved: medians at ``--threads``
@@ -18,21 +18,18 @@ import functools
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import yaml
 
-from harness import interleaved, load_average, section_main, use_threads
+from harness import interleaved, load_average, section_main, shipped_denoiser_config, use_threads
 from irconstyle import build_model
 from irconstyle.runtime import retain_freed_memory
-
-BUNDLED = Path(__file__).resolve().parents[1] / "configs" / "bundled" / "denoise.yaml"
 
 
 def architecture(name: str) -> torch.nn.Module:
     if name == "bundled-denoise":
-        model = yaml.safe_load(BUNDLED.read_text())["model"]
+        model = yaml.safe_load(shipped_denoiser_config().read_text())["model"]
         return build_model(model["name"], **model.get("options", {})).eval()
     return build_model(name).eval()
 

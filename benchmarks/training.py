@@ -5,8 +5,9 @@ One training step is ``benchmarks/train_step.py``'s (training forward with every
 Contenders, interleaved in one process with the same initial weights: our model with freed memory retained
 (as ``irconstyle train`` runs), the same with glibc's default allocator behaviour, and its plain eager
 formulation (:func:`irconstyle.models.reference.plain_copy`: contiguous NCHW, no fusions, default allocator).
-Medians at ``--threads`` (wall-clock) and at 1 thread (thread CPU time). Models: the bundled denoiser's
-configuration (its batch and patch size) and the ``configs/cpu`` sizes of the other families (batch 8, 64×64).
+Medians at ``--threads`` (wall-clock) and at 1 thread (thread CPU time). Models: the shipped denoiser's
+architecture as its last training stage trained it (that config's batch and patch size) and the ``configs/cpu``
+sizes of the other families (batch 8, 64×64).
 
     python benchmarks/training.py
     python benchmarks/training.py --models bundled-denoise nafnet --repeat 2
@@ -16,25 +17,23 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 import yaml
 
-from harness import Timings, interleaved, load_average, section_main, use_threads
+from harness import Timings, interleaved, load_average, section_main, shipped_denoiser_config, use_threads
 from irconstyle import build_model
 from irconstyle.models.reference import plain_copy
 from irconstyle.runtime import retain_freed_memory
 from train_step import make_step, training_model
 
-BUNDLED = Path(__file__).resolve().parents[1] / "configs" / "bundled" / "denoise.yaml"
 FAMILIES = ["constyle_nafnet", "nafnet", "constyle_restormer", "restormer"]
 SMALL_BATCH, SMALL_PATCH = 8, 64
 
 
 def bundled_denoiser() -> tuple[torch.nn.Module, int, int]:
-    """The bundled denoiser as its config trains it, with the config's batch and patch size."""
-    config = yaml.safe_load(BUNDLED.read_text())
+    """The shipped denoiser as its last stage's config trains it, with that config's batch and patch size."""
+    config = yaml.safe_load(shipped_denoiser_config().read_text())
     model = config["model"]
     network = build_model(model["name"], **model.get("options", {}), contrastive=True,
                           constyle_options=model.get("constyle", {})).train()
